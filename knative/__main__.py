@@ -1,0 +1,5 @@
+import sys
+
+from knative.cli import main
+
+sys.exit(main())
