@@ -24,7 +24,9 @@ def knflow_env(data: Path | None = None, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, data: Path | None = None, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, data: Path | None = None, timeout: float = 120, **kw
+) -> subprocess.CompletedProcess:
     """Run `knflow ARGS…` as a user would (a real process), capturing text output."""
     return subprocess.run(
         [sys.executable, "-m", "knative", *args],

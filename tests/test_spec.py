@@ -70,7 +70,9 @@ def test_typo_field_names_file_line_and_service(tmp_path):
     spec.write_text(MINIMAL.replace("containerConcurrency", "contanerConcurrency"))
     result = run_cli("spec", "validate", str(spec))
     assert result.returncode == 2
-    assert f"{spec}:13: unknown field 'contanerConcurrency' in service 'transcribe'" in result.stderr
+    assert (
+        f"{spec}:13: unknown field 'contanerConcurrency' in service 'transcribe'" in result.stderr
+    )
     assert "did you mean 'containerConcurrency'" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -78,18 +80,30 @@ def test_typo_field_names_file_line_and_service(tmp_path):
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ('autoscaling.knative.dev/target: "1"', 'autoscaling.knative.dev/targt: "1"',
-         "15: unknown annotation 'autoscaling.knative.dev/targt'"),
+        (
+            'autoscaling.knative.dev/target: "1"',
+            'autoscaling.knative.dev/targt: "1"',
+            "15: unknown annotation 'autoscaling.knative.dev/targt'",
+        ),
         ("backoffDelay: PT0.5S", "backoffDelay: 500ms", "7: '500ms' is not an ISO-8601 duration"),
         ("backoffPolicy: linear", "backoffPolicy: random", "6: 'random' is not one of linear"),
         ("retry: 5}", "retry: many}", "23: expected an integer, got 'many'"),
         ("function: transcribe", "function: transcrib", "12: unknown function 'transcrib'"),
-        ("subscriber: {ref: {name: transcribe}}", "subscriber: {ref: {name: nobody}}",
-         "22: 'nobody' is not a service of this pipeline in trigger 'on-upload'"),
-        ("- exact: {type: dev.knflow.object.created}", "- exact: {Type: x}",
-         "21: invalid attribute name 'Type'"),
-        ("- exact: {type: dev.knflow.object.created}", "- {exact: {type: a}, prefix: {type: b}}",
-         "exactly one of exact, prefix"),
+        (
+            "subscriber: {ref: {name: transcribe}}",
+            "subscriber: {ref: {name: nobody}}",
+            "22: 'nobody' is not a service of this pipeline in trigger 'on-upload'",
+        ),
+        (
+            "- exact: {type: dev.knflow.object.created}",
+            "- exact: {Type: x}",
+            "21: invalid attribute name 'Type'",
+        ),
+        (
+            "- exact: {type: dev.knflow.object.created}",
+            "- {exact: {type: a}, prefix: {type: b}}",
+            "exactly one of exact, prefix",
+        ),
         ("  - name: dead-letters\n", "  - name: transcribe\n", "duplicate name 'transcribe'"),
         ("containerConcurrency: 1", "containerConcurrency: -1", "-1 is below the minimum 0"),
     ],

@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: one readable line, the traceback only on request
         if os.environ.get("KNFLOW_DEBUG"):
             raise
-        print(f"Error: {type(exc).__name__}: {exc} (set KNFLOW_DEBUG=1 for details)", file=sys.stderr)
+        print(
+            f"Error: {type(exc).__name__}: {exc} (set KNFLOW_DEBUG=1 for details)", file=sys.stderr
+        )
         return 1
 
 

@@ -1,7 +1,7 @@
 """The pipeline spec (`knflow.yaml`): load, validate with line-precise errors, and type it.
 
-    pipeline = load_spec("knflow.yaml")      # raises SpecError listing every problem
-    pipeline.service("transcribe").autoscaling("target")
+pipeline = load_spec("knflow.yaml")      # raises SpecError listing every problem
+pipeline.service("transcribe").autoscaling("target")
 """
 
 from __future__ import annotations

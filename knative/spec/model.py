@@ -127,7 +127,10 @@ class Service:
             container_concurrency=int(raw.get("containerConcurrency", 0)),
             timeout_seconds=int(raw.get("timeoutSeconds", 300)),
             annotations={k: str(v) for k, v in (raw.get("annotations") or {}).items()},
-            resources={k: {q: str(v) for q, v in m.items()} for k, m in (raw.get("resources") or {}).items()},
+            resources={
+                k: {q: str(v) for q, v in m.items()}
+                for k, m in (raw.get("resources") or {}).items()
+            },
             traffic=list(raw.get("traffic") or []),
         )
 

@@ -122,7 +122,9 @@ ENV_VAR = Obj(
     required=("name",),
 )
 
-QUANTITIES = MapOf(Str(numbers_ok=True), key_pattern=r"cpu|memory|nvidia\.com/gpu|ephemeral-storage")
+QUANTITIES = MapOf(
+    Str(numbers_ok=True), key_pattern=r"cpu|memory|nvidia\.com/gpu|ephemeral-storage"
+)
 
 MODEL_SOURCE = Obj({"name": Str(), "uri": Str()}, required=("uri",))
 
