@@ -26,7 +26,8 @@ class Applied:
     @property
     def line(self) -> str:
         """kubectl's wording: `service.serving.knative.dev/transcribe created`."""
-        return f"{self.ref.resource}/{self.ref.name} {self.error or self.outcome}"
+        detail = f": {self.error}" if self.error else ""
+        return f"{self.ref.resource}/{self.ref.name} {self.outcome}{detail}"
 
 
 def deploy(
@@ -48,7 +49,7 @@ def deploy(
                 outcome = "unchanged" if _desired(before) == _desired(after) else "configured"
             result = Applied(ref, outcome)
         except ApiError as exc:
-            result = Applied(ref, "failed", f"failed: {exc}")
+            result = Applied(ref, "failed", str(exc))
         results.append(result)
         if progress:
             progress(result)

@@ -97,7 +97,12 @@ class Cluster:
             if os.environ.get("KUBERNETES_SERVICE_HOST") and not os.environ.get("KUBECONFIG"):
                 config.load_incluster_config(client_configuration=configuration)
             else:
-                config.load_kube_config(context=context, client_configuration=configuration)
+                # $KUBECONFIG read now (the library reads it once, at import).
+                config.load_kube_config(
+                    config_file=os.environ.get("KUBECONFIG") or None,
+                    context=context,
+                    client_configuration=configuration,
+                )
         except (ConfigException, OSError) as exc:
             where = os.environ.get("KUBECONFIG") or "~/.kube/config"
             raise ClusterUnreachable(
@@ -188,7 +193,7 @@ def _api_error(ref: Ref, status: int, body: dict[str, Any]) -> ApiError:
         message = f"the cluster does not serve {ref.resource.split('.', 1)[-1]} {ref.kind}"
         if "knative" in ref.api_version:
             message += " (is Knative Serving/Eventing installed?)"
-    return ApiError(status, f"{ref.resource}/{ref.name}: {message}", body.get("reason", ""))
+    return ApiError(status, message, body.get("reason", ""))
 
 
 def _reason(exc: BaseException) -> str:
