@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import subprocess
+import sys
 import textwrap
+import time
+import urllib.request
 
 import pytest
 import yaml
@@ -22,6 +27,7 @@ from knative.render import (
     wanted_suffixes,
 )
 from knative.spec import parse_spec
+from tests.conftest import REPO, knflow_env
 
 pytest_plugins = ("tests.cluster_support",)  # fixtures: pipeline, spec_functions
 
@@ -270,7 +276,7 @@ def test_minio_commands(pipeline):
     commands = [line for line in lines if not line.startswith("#")]
     assert commands[0] == (
         "mc admin config set prod notify_webhook:knflow "
-        "endpoint=http://minio-webhook.knflow.svc.cluster.local "
+        "endpoint=http://minio-webhook.knflow.svc.cluster.local/minio-webhook "
         'auth_token="${KNFLOW_MINIO_TOKEN}"'
     )
     assert commands[1] == "mc admin service restart prod"
@@ -307,3 +313,73 @@ def test_cli_render_minio_and_bad_input(pipeline, capsys, tmp_path):
     bad.write_text(textwrap.dedent("apiVersion: knflow.dev/v1alpha1\nkind: Pipeline\nbuckets: 3\n"))
     assert main(["render", "--spec", str(bad)]) == 2
     assert f"{bad}:3:" in capsys.readouterr().err
+
+
+def test_ping_source_without_own_type_keeps_trigger_as_written(spec_functions):
+    spec = parse_spec(
+        textwrap.dedent(
+            """\
+            apiVersion: knflow.dev/v1alpha1
+            kind: Pipeline
+            sources:
+              - {name: tick, kind: ping, schedule: "*/5 * * * *"}
+            services:
+              - {name: autoscaler, function: autoscaler}
+            triggers:
+              - name: ticks
+                filter: {attributes: {type: dev.knative.sources.ping}}
+                subscriber: {ref: {name: autoscaler}}
+            """
+        )
+    )
+    docs = render(spec)
+    trigger = by_kind(docs, "Trigger")["ticks"]["spec"]
+    assert trigger["filter"] == {"attributes": {"type": "dev.knative.sources.ping"}}
+    assert by_kind(docs, "PingSource")["tick"]["spec"]["schedule"] == "*/5 * * * *"
+    assert validate_all(docs) == []
+
+
+def test_rendered_receiver_container_runs(docs, tmp_path):
+    """The receiver's command line and mounted spec, run as the container would run them
+    (K_SINK and the port substituted): it must start and answer its readiness probe."""
+    receiver = by_kind(docs, "Service")["minio-webhook"]["spec"]["template"]["spec"]
+    container = receiver["containers"][0]
+    spec_file = tmp_path / "sources.yaml"
+    spec_file.write_text(by_kind(docs, "ConfigMap")["knflow-spec"]["data"]["sources.yaml"])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = [
+        {
+            "/etc/knflow/sources.yaml": str(spec_file),
+            "/tmp/knflow": str(tmp_path / "scratch"),
+            "$(K_SINK)": "http://127.0.0.1:9/knflow/default",
+            "0.0.0.0": "127.0.0.1",
+            "8080": str(port),
+        }.get(a, a)
+        for a in container["args"]
+    ]
+    assert container["command"][:2] == ["python", "-m"]
+    proc = subprocess.Popen(
+        [sys.executable, *container["command"][1:], *args],
+        env=knflow_env(KNFLOW_MINIO_TOKEN="t0ken"),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        probe = f"http://127.0.0.1:{port}{container['readinessProbe']['httpGet']['path']}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(probe, timeout=2) as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read()
+                assert time.monotonic() < deadline, "receiver did not start"
+                time.sleep(0.2)
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from eventing.types import AUTOSCALE_TICK
-
 from ..spec import Trigger
 from .common import EVENTING_V1, Target, delivery, destination
 
@@ -46,10 +44,11 @@ def trigger(target: Target, trig: Trigger) -> dict[str, Any]:
 
 
 def _filter(target: Target, trig: Trigger) -> dict[str, Any]:
-    """`filter.attributes` or `filters`, as written; a Trigger on knflow's tick type also
-    matches the cluster PingSources' events, whose type is fixed to `dev.knative.sources.ping`."""
+    """`filter.attributes` or `filters`, as written. A ping source may give its events a `type`
+    of its own, which a cluster PingSource cannot (it always sends `dev.knative.sources.ping`):
+    a Trigger on such a type also matches that PingSource's events, by their `source`."""
     attrs = trig.filter_attributes
-    if attrs.get("type") == AUTOSCALE_TICK and (pings := ping_event_sources(target)):
+    if pings := ping_event_sources(target, attrs.get("type")):
         rest = {k: v for k, v in attrs.items() if k not in ("type", "source")}
         alternatives = [{"exact": dict(attrs)}] + [
             {"exact": {**rest, "type": PING_TYPE, "source": source}} for source in pings
@@ -62,10 +61,13 @@ def _filter(target: Target, trig: Trigger) -> dict[str, Any]:
     return {}
 
 
-def ping_event_sources(target: Target) -> list[str]:
-    """The CloudEvents `source` of each rendered PingSource (Knative's fixed format)."""
+def ping_event_sources(target: Target, event_type: str | None) -> list[str]:
+    """The CloudEvents `source` (Knative's fixed format) of each PingSource whose spec gives
+    its events the type `event_type`, other than the one a PingSource really sends."""
+    if not event_type or event_type == PING_TYPE:
+        return []
     return [
         f"/apis/v1/namespaces/{target.namespace}/pingsources/{src.name}"
         for src in target.pipeline.sources
-        if src.kind == "ping"
+        if src.kind == "ping" and getattr(src, "type", None) == event_type
     ]

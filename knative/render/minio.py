@@ -12,7 +12,7 @@ from typing import Any
 
 from ..spec import Pipeline, Source, Trigger
 from .common import RenderError
-from .services import receiver_secret
+from .services import receiver_path, receiver_secret
 
 TARGET_ID = "knflow"  # notify_webhook:<id> and the ARN arn:minio:sqs::<id>:webhook
 DEFAULT_TOKEN_ENV = "KNFLOW_MINIO_TOKEN"
@@ -34,7 +34,9 @@ def minio_commands(
             f"bucket '{unknown[0]}' is not listed under buckets in {pipeline.path} "
             f"(buckets: {', '.join(pipeline.buckets)})"
         )
-    endpoint = endpoint or f"http://{source.name}.{namespace}.svc.cluster.local"
+    endpoint = endpoint or (
+        f"http://{source.name}.{namespace}.svc.cluster.local{receiver_path(source)}"
+    )
     token_env = source.auth_token_env or DEFAULT_TOKEN_ENV
     secret = receiver_secret(source)
     q = shlex.quote

@@ -132,12 +132,17 @@ def receiver_service(target: Target, src: Source) -> dict[str, Any]:
             SCRATCH,
             "--broker",
             "$(K_SINK)",
+            "--host",
+            "0.0.0.0",
             "--port",
             str(PORT),
+            "--no-watch",
         ],
         "ports": [{"name": "http1", "containerPort": PORT}],
         "env": [{"name": name, **source} for name, source in env.items()],
         "volumeMounts": [{"name": "spec", "mountPath": SPEC_MOUNT, "readOnly": True}],
+        # The receiver answers GET on its path without a token: enough to say it listens.
+        "readinessProbe": {"httpGet": {"path": receiver_path(src)}},
         "securityContext": SECURITY_CONTEXT,
     }
     pod = {
@@ -160,6 +165,11 @@ def receiver_service(target: Target, src: Source) -> dict[str, Any]:
         pod,
         labels={"networking.knative.dev/visibility": "cluster-local"},
     )
+
+
+def receiver_path(src: Source) -> str:
+    """The receiver serves each webhook source at `/<source name>` (eventing.sources)."""
+    return f"/{src.name}"
 
 
 def receiver_secret(src: Source) -> str:
