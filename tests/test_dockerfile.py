@@ -12,6 +12,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -104,3 +105,25 @@ def test_hadolint_clean():
         timeout=60,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_dependency_step_lists_the_runtime_dependencies_all_pinned():
+    """Run the Dockerfile's own requirement-extraction command; every line it prints must be
+    pinned by constraints.txt, so the image gets the versions the tests ran with."""
+    (run,) = [r for r in args_of("RUN") if "tomllib" in r]
+    words = shlex.split(run)
+    snippet = words[words.index("-c") + 1]
+    done = subprocess.run(
+        [sys.executable, "-c", snippet], cwd=REPO, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    requirements = done.stdout.split()
+    assert "torch==2.14.1" in requirements and "kubernetes" in requirements
+    pinned = {
+        line.split("==")[0].lower().replace("_", "-")
+        for line in (REPO / "constraints.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+    for req in requirements:
+        name = re.split(r"[<>=!~\[ ]", req)[0].lower().replace("_", "-")
+        assert name in pinned, f"{name} is not pinned in constraints.txt"

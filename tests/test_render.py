@@ -96,6 +96,9 @@ def test_services_golden_details(docs):
     assert json.loads(env["KNFLOW_CONFIG"]["value"]) == {"max_audio_seconds": 600}
     assert json.loads(env["KNFLOW_MODELS"]["value"]) == [{"name": "whisper", "uri": "tiny"}]
     assert env["KNFLOW_STORE"]["value"].startswith("s3://?endpoint=")
+    # The runtime sizes its threads/timeouts from these (Knative does not pass them on).
+    assert env["KNFLOW_CONTAINER_CONCURRENCY"]["value"] == "1"
+    assert env["KNFLOW_TIMEOUT_SECONDS"]["value"] == "600"
     assert env["AWS_SECRET_ACCESS_KEY"] == {
         "name": "AWS_SECRET_ACCESS_KEY",
         "valueFrom": {"secretKeyRef": {"name": "knflow-s3", "key": "AWS_SECRET_ACCESS_KEY"}},

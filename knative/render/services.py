@@ -31,6 +31,10 @@ LIVENESS_PATH = "/health/liveness"
 SPEC_MOUNT = "/etc/knflow"
 RECEIVER_SPEC_KEY = "sources.yaml"
 GPU = "nvidia.com/gpu"
+# Knative does not tell a container its containerConcurrency or timeout; the function runtime
+# sizes gunicorn's threads and timeouts from these (functions/runtime/server.py).
+ENV_CONCURRENCY = "KNFLOW_CONTAINER_CONCURRENCY"
+ENV_TIMEOUT = "KNFLOW_TIMEOUT_SECONDS"
 
 # The restricted Pod Security profile, which Knative accepts on a Revision's container.
 SECURITY_CONTEXT = {
@@ -58,6 +62,8 @@ def function_service(target: Target, svc: Service) -> dict[str, Any]:
         ENV_MODELS: _value(compact_json([_model(m) for m in svc.models])),
         ENV_STORE: _value(target.store_url),
         ENV_DATA: _value(SCRATCH),
+        ENV_CONCURRENCY: _value(str(svc.container_concurrency)),
+        ENV_TIMEOUT: _value(str(svc.timeout_seconds)),
         **{key: _secret(S3_SECRET, key) for key in S3_SECRET_KEYS},
         **{name: _value(value) for name, value in svc.env.items()},
         **{name: _secret(*ref) for name, ref in svc.secret_env.items()},
