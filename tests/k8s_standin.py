@@ -50,6 +50,8 @@ class ApiServerStandIn:
     )
     objects: dict[tuple, dict[str, Any]] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
+    # (apiVersion, plural, namespace, name) -> the field another manager owns with another value
+    conflicts: dict[tuple, str] = field(default_factory=dict)
     _version: int = 100
 
     def start(self) -> str:
@@ -113,6 +115,10 @@ class ApiServerStandIn:
         meta = body.get("metadata") or {}
         if body.get("apiVersion") != api_version or meta.get("name") != match["name"]:
             return _send(h, 400, _status(400, "BadRequest", "body does not match the URL"))
+        if key in self.conflicts and query.get("force") != "true":
+            owned = self.conflicts[key]
+            msg = f'Apply failed with 1 conflict: conflict with "kn" using {api_version}: {owned}'
+            return _send(h, 409, _status(409, "Conflict", msg))
         return _send(h, 200, self._apply(key, body, query))
 
     def _apply(self, key: tuple, body: dict[str, Any], query: dict[str, str]) -> dict[str, Any]:

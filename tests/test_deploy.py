@@ -128,6 +128,22 @@ def test_missing_knative_is_named_and_the_rest_still_applies(apiserver, pipeline
     assert err.strip().splitlines()[-1] == "Error: 14 of 35 resources were not applied"
 
 
+def test_conflicting_manager_is_reported_never_forced(apiserver, pipeline, capsys):
+    assert main(["deploy"]) == 0
+    capsys.readouterr()
+    key = ("serving.knative.dev/v1", "services", "knflow", "resnet-a")
+    field = ".spec.template.metadata.annotations.autoscaling.knative.dev/target"
+    apiserver.conflicts[key] = field  # e.g. after `kn service update resnet-a --scale-target 8`
+    assert main(["deploy"]) == 1
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("service.serving.knative.dev/resnet-a"))
+    assert line.startswith(
+        "service.serving.knative.dev/resnet-a failed: Apply failed with 1 conflict"
+    )
+    assert field in line and "knflow never forces" in line
+    assert {r.query["force"] for r in apiserver.patches()} == {"false"}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -189,6 +189,10 @@ def _is_object_missing(body: dict[str, Any]) -> bool:
 
 def _api_error(ref: Ref, status: int, body: dict[str, Any]) -> ApiError:
     message = body.get("message") or f"HTTP {status}"
+    if status == 409 and body.get("reason") == "Conflict":
+        message += (
+            " (knflow never forces: set the value in knflow.yaml or leave it to that manager)"
+        )
     if status == 404 and not _is_object_missing(body):
         message = f"the cluster does not serve {ref.resource.split('.', 1)[-1]} {ref.kind}"
         if "knative" in ref.api_version:
