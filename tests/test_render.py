@@ -108,7 +108,12 @@ def test_services_golden_details(docs):
     assert compose["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert compose["timeoutSeconds"] == 900
     # Only the functions that call the API server run with an account.
-    assert services["builder"]["spec"]["template"]["spec"]["serviceAccountName"] == "knflow-builder"
+    builder = services["builder"]["spec"]["template"]["spec"]
+    assert builder["serviceAccountName"] == "knflow-builder"
+    builder_env = {e["name"]: e.get("value") for e in builder["containers"][0]["env"]}
+    assert builder_env["KNFLOW_NAMESPACE"] == "knflow"
+    assert builder_env["KNFLOW_IMAGE_REGISTRY"] == "registry.example.com/ml"
+    assert "KNFLOW_NAMESPACE" not in env
     assert "serviceAccountName" not in spec and spec["automountServiceAccountToken"] is False
     for doc in docs:
         assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "knflow"

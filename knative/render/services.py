@@ -95,6 +95,12 @@ def function_service(target: Target, svc: Service) -> dict[str, Any]:
     }
     if account := service_account(target.pipeline, svc):
         pod["serviceAccountName"] = account
+        # What an API caller needs to know: its namespace (a plain value: Knative gates
+        # fieldRef behind a feature flag) and where the builder pushes new images.
+        container["env"] += [
+            {"name": "KNFLOW_NAMESPACE", "value": target.namespace},
+            {"name": "KNFLOW_IMAGE_REGISTRY", "value": target.registry},
+        ]
     else:
         pod["automountServiceAccountToken"] = False  # nothing to ask the API server
     return _knative_service(

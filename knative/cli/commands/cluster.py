@@ -44,6 +44,7 @@ def register(groups: argparse._SubParsersAction) -> None:
         "--bucket",
         action="append",
         dest="buckets",
+        metavar="BUCKET",
         help="bucket to notify about (repeatable; default: uploads)",
     )
     minio.add_argument("--alias", default="myminio", help="mc alias of the MinIO server")
