@@ -251,6 +251,8 @@ services:
     env:
       - name: TOKEN
         valueFrom: {{secretKeyRef: {{name: api, key: token}}}}
+      - name: KNFLOW_STORE
+        value: s3://?endpoint=http://minio.storage:9000
 """
 
 
@@ -262,6 +264,9 @@ def test_service_image_gpu_request_and_secret_env(spec_functions):
     assert container["resources"]["limits"] == {"nvidia.com/gpu": "1"}  # extended: limit too
     token = next(e for e in container["env"] if e["name"] == "TOKEN")
     assert token["valueFrom"]["secretKeyRef"] == {"name": "api", "key": "token"}
+    # The spec's env overrides knflow's default, leaving one entry per name.
+    stores = [e for e in container["env"] if e["name"] == "KNFLOW_STORE"]
+    assert stores == [{"name": "KNFLOW_STORE", "value": "s3://?endpoint=http://minio.storage:9000"}]
     assert validate(svc) == []
 
 

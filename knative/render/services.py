@@ -56,6 +56,10 @@ def function_service(target: Target, svc: Service) -> dict[str, Any]:
             f"service '{svc.name}' uses the local image '{svc.image}', which a cluster cannot "
             "pull: push it to a registry and set `image`, or remove it to use the function image"
         )
+    account = service_account(target.pipeline, svc)
+    # An API caller learns its namespace (a plain value: Knative gates fieldRef behind a
+    # feature flag) and where the builder pushes new images.
+    caller = {"KNFLOW_NAMESPACE": target.namespace, "KNFLOW_IMAGE_REGISTRY": target.registry}
     env = {
         ENV_FUNCTION: _value(svc.function),
         ENV_CONFIG: _value(compact_json(svc.config)),
@@ -65,6 +69,8 @@ def function_service(target: Target, svc: Service) -> dict[str, Any]:
         ENV_CONCURRENCY: _value(str(svc.container_concurrency)),
         ENV_TIMEOUT: _value(str(svc.timeout_seconds)),
         **{key: _secret(S3_SECRET, key) for key in S3_SECRET_KEYS},
+        **{name: _value(value) for name, value in (caller.items() if account else ())},
+        # the spec's own env last: it overrides any default above (one entry per name)
         **{name: _value(value) for name, value in svc.env.items()},
         **{name: _secret(*ref) for name, ref in svc.secret_env.items()},
     }
@@ -93,14 +99,8 @@ def function_service(target: Target, svc: Service) -> dict[str, Any]:
         "containerConcurrency": svc.container_concurrency,
         "timeoutSeconds": svc.timeout_seconds,
     }
-    if account := service_account(target.pipeline, svc):
+    if account:
         pod["serviceAccountName"] = account
-        # What an API caller needs to know: its namespace (a plain value: Knative gates
-        # fieldRef behind a feature flag) and where the builder pushes new images.
-        container["env"] += [
-            {"name": "KNFLOW_NAMESPACE", "value": target.namespace},
-            {"name": "KNFLOW_IMAGE_REGISTRY", "value": target.registry},
-        ]
     else:
         pod["automountServiceAccountToken"] = False  # nothing to ask the API server
     return _knative_service(
