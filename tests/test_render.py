@@ -232,7 +232,8 @@ def test_no_secret_values_and_spec_carried(docs, monkeypatch):
 def test_namespace_and_registry_options(pipeline):
     docs = render(pipeline, "ml-prod", "ghcr.io/acme/")
     assert {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"} == {"ml-prod"}
-    assert by_kind(docs, "Namespace").keys() == {"ml-prod"}
+    namespace = by_kind(docs, "Namespace")["ml-prod"]
+    assert namespace["metadata"]["labels"]["bindings.knative.dev/include"] == "true"
     image = by_kind(docs, "Service")["predict"]["spec"]["template"]["spec"]["containers"][0]
     assert image["image"] == "ghcr.io/acme/knflow-function:0.1.0"
     assert not by_kind(render(pipeline, "default"), "Namespace")  # never relabel `default`

@@ -14,11 +14,24 @@ from .services import RECEIVER_SPEC_KEY
 SPEC_KEY = "knflow.yaml"
 
 
+# SinkBindings act only in namespaces with this label when Eventing runs them in inclusion mode.
+SINK_BINDING_INCLUDE = {"bindings.knative.dev/include": "true"}
+
+
 def namespace(target: Target) -> list[dict[str, Any]]:
     """The namespace, unless it is `default` (which every cluster has and nobody should relabel)."""
     if target.namespace == "default":
         return []
-    return [target.resource("v1", "Namespace", target.namespace, "namespace", namespaced=False)]
+    return [
+        target.resource(
+            "v1",
+            "Namespace",
+            target.namespace,
+            "namespace",
+            labels=SINK_BINDING_INCLUDE,
+            namespaced=False,
+        )
+    ]
 
 
 def spec_config_map(target: Target) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-K8S_VERSION = "1.33"  # the oldest Kubernetes that Knative 1.23 supports
+K8S_VERSION = "1.33"  # core schemas of this Kubernetes minor (kubernetes-validate ships 1.25+)
 CRD_DIR_ENV = "KNFLOW_CRD_DIR"
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 CORE_GROUPS = {"v1", "rbac.authorization.k8s.io/v1", "apps/v1", "batch/v1"}
