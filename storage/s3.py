@@ -50,6 +50,7 @@ class S3Store(ObjectStore):
         *,
         path_style: bool = True,
         transfer: TransferConfig | None = None,
+        attempts: int = 5,
     ):
         self.endpoint = endpoint
         self.region = region or os.environ.get("AWS_REGION") or "us-east-1"
@@ -71,7 +72,7 @@ class S3Store(ObjectStore):
             config=Config(
                 s3={"addressing_style": "path" if path_style else "virtual"},
                 signature_version="s3v4",
-                retries={"max_attempts": 5, "mode": "standard"},
+                retries={"max_attempts": attempts, "mode": "standard"},
                 max_pool_connections=16,
             ),
         )
