@@ -20,7 +20,8 @@ from pathlib import Path
 
 from . import keys
 from .base import InvalidKey
-from .local import LocalStore, file_md5, guess_type
+from .etag import etag_of_file
+from .local import LocalStore, guess_type
 from .notifications import CREATED_PUT, REMOVED_DELETE, make_record
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ class FolderWatcher:
         path = self.store.data_path(bucket, key)
         try:
             with open(path, "rb") as f:
-                etag = file_md5(f)
+                etag = etag_of_file(f)
                 st = os.fstat(f.fileno())
         except OSError:
             return None
