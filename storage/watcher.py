@@ -30,13 +30,14 @@ Signature = tuple[int, int, int]  # size, mtime_ns, inode
 
 
 class FolderWatcher:
-    """Periodic scanner of a LocalStore's bucket folders (all buckets when `buckets` is None)."""
+    """Periodic scanner of a LocalStore's bucket folders (every bucket when `buckets` is None
+    or empty, as in a spec source without a bucket list)."""
 
     def __init__(
         self, store: LocalStore, buckets: Iterable[str] | None = None, interval: float = 1.0
     ):
         self.store = store
-        self.buckets = None if buckets is None else [keys.check_bucket(b) for b in buckets]
+        self.buckets = [keys.check_bucket(b) for b in buckets or ()] or None
         self.interval = interval
         self._seen: dict[tuple[str, str], Signature] = {}
         self._warned: set[tuple[str, str]] = set()
