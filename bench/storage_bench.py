@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -40,12 +39,13 @@ def timed(fn: Callable[[], object]) -> float:
 
 
 def race(ours: Callable[[], object], theirs: Callable[[], object], repeat: int) -> float:
-    """Throughput ratio ours/theirs: alternate runs (so drift hits both), compare medians."""
+    """Throughput ratio ours/theirs: alternate runs (so load drift hits both), best of each
+    (on a shared machine the fastest run is the one least disturbed by other work)."""
     a, b = [], []
     for _ in range(repeat):
         b.append(timed(theirs))
         a.append(timed(ours))
-    return statistics.median(b) / statistics.median(a)
+    return min(b) / min(a)
 
 
 def copy_fsync(src: Path, dst: Path) -> None:
@@ -200,6 +200,7 @@ def main() -> int:
             rows += bench_local(work, args.size_mib << 20, args.repeat)
         if args.only in (None, "s3"):
             rows += bench_s3(work, args.s3_size_mib << 20, args.repeat)
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; best of {args.repeat}")
     width = max(len(name) for name, _, _ in rows)
     print(f"{'MEASURE':<{width}}   RATIO   GOAL")
     for name, ratio, goal in rows:
