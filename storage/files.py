@@ -111,3 +111,24 @@ def atomic_write(path: Path) -> Iterator[BinaryIO]:
         seal(f)
         os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def open_body(body) -> Iterator[BinaryIO]:
+    """A readable stream for any accepted put body: bytes wrapped, a Path opened (and closed
+    afterwards; unreadable → StoreError), a stream as it is."""
+    from .base import StoreError
+
+    if isinstance(body, bytes | bytearray | memoryview):
+        yield io.BytesIO(body)
+    elif isinstance(body, Path):
+        try:
+            f = open(body, "rb")  # noqa: SIM115 - closed by the with below
+        except OSError as exc:
+            raise StoreError(f"cannot read {body}: {exc.strerror}") from None
+        with f:
+            yield f
+    elif hasattr(body, "read"):
+        yield body
+    else:
+        raise TypeError(f"cannot store a {type(body).__name__}: pass bytes, a stream or a Path")
