@@ -103,14 +103,22 @@ def seal(f: BinaryIO) -> os.stat_result:
 
 
 @contextlib.contextmanager
-def atomic_write(path: Path) -> Iterator[BinaryIO]:
-    """Write `path` all-or-nothing: a temp file beside it, fsync, rename, fsync the folder."""
+def atomic_write(path: Path, durable: bool = True) -> Iterator[BinaryIO]:
+    """Write `path` all-or-nothing: a temp file beside it, renamed over `path` once complete.
+
+    `durable` also fsyncs the file and folder, so the new bytes survive a power cut; a copy
+    whose original stays safe elsewhere (a download) can skip that, as cp and boto3 do.
+    """
     path = Path(path)
     with staged(path.parent, path.name) as (f, tmp):
         yield f
-        seal(f)
+        if durable:
+            seal(f)
+        else:
+            f.flush()
         os.replace(tmp, path)
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 @contextlib.contextmanager

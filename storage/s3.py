@@ -176,6 +176,11 @@ class S3Store(ObjectStore):
             body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
         return io.BufferedReader(_BodyReader(body, self, bucket, key), buffer_size=1 << 20)
 
+    def get(self, bucket: str, key: str) -> bytes:
+        keys.check(bucket, key)
+        with self._errors(bucket, key):
+            return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
     def head(self, bucket: str, key: str) -> ObjectInfo:
         keys.check(bucket, key)
         with self._errors(bucket, key):
