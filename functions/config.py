@@ -71,4 +71,4 @@ class FunctionConfig:
     def store(self):  # -> storage.ObjectStore
         from storage import open_store
 
-        return open_store(self.store_url or f"file://{self.data_dir / 'store'}")
+        return open_store(self.store_url or f"file://{self.data_dir}")
