@@ -226,7 +226,7 @@ class ServiceRuntime:
                 "observedGeneration": state.generation,
                 "url": self.url,
                 "address": {"url": self.url},
-                "conditions": [config_cond, ready_cond, route_cond],
+                "conditions": [ready_cond, config_cond, route_cond],
                 "latestCreatedRevisionName": latest.name,
                 "latestReadyRevisionName": latest_ready,
                 "traffic": traffic_status,
