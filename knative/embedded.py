@@ -178,8 +178,7 @@ class Platform:
         await self.serving.start()
         self._runner = web.AppRunner(control_app(self.serving), access_log=None)
         await self._runner.setup()
-        ports_file = self.serving.root / "ports.json"
-        ports = json.loads(ports_file.read_text())
+        ports = self.serving.ports
         site = None
         for port in (int(ports.get("control", 0)), 0):
             site = web.TCPSite(self._runner, "127.0.0.1", port, reuse_address=True)
@@ -190,7 +189,7 @@ class Platform:
                 continue
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         ports["control"] = port
-        ports_file.write_text(json.dumps(ports))
+        self.serving.save_ports()
         self.control_url = f"http://127.0.0.1:{port}"
 
     async def _stop_serving(self, drain: float) -> None:

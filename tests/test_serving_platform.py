@@ -161,11 +161,57 @@ def test_traffic_split_and_tags(platform):
         platform.service_url("split") + "/work", headers={"Knative-Serving-Tag": "nope"}
     )
     assert status == 404 and b"no traffic target tagged 'nope'" in body
-    traffic = service(platform, "split")["status"]["traffic"]
+    traffic = wait_for(
+        lambda: (t := service(platform, "split")["status"]["traffic"])[0].get("url") and t,
+        10,
+        0.1,
+        "the tag's URL",
+    )
+    tag_url = traffic[0].pop("url")
     assert traffic == [
         {"revisionName": first, "latestRevision": False, "percent": 30, "tag": "old"},
         {"revisionName": second, "latestRevision": True, "percent": 70},
     ]
+    assert tag_url != platform.service_url("split")
+    assert {get(tag_url + "/work")[1]["Knflow-Revision"] for _ in range(10)} == {first}
+
+
+def test_revision_switch_drains_requests_in_flight(platform):
+    url = platform.service_url("split")
+    platform.call(platform.serving.patch, "split", {"spec": {"traffic": None}})
+    old = service(platform, "split")["status"]["latestReadyRevisionName"]
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        calls = [pool.submit(get, url + "/work?sleep=1.5") for _ in range(3)]
+        time.sleep(0.5)
+        image = service(platform, "split")["spec"]["template"]["spec"]["containers"][0]["image"]
+        platform.call(
+            platform.serving.patch,
+            "split",
+            {
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "containers": [{"image": image, "env": [{"name": "V", "value": "3"}]}]
+                        }
+                    }
+                }
+            },
+        )
+        wait_for(
+            lambda: service(platform, "split")["status"]["latestReadyRevisionName"] != old,
+            60,
+            0.1,
+            "the new revision",
+        )
+        results = [c.result(30) for c in calls]
+    assert [r[0] for r in results] == [200] * 3
+    assert {json.loads(r[2])["revision"] for r in results} == {old}
+    wait_for(
+        lambda: stats(platform, "split")["revisions"][old]["replicas"] == 0,
+        10,
+        0.1,
+        "the unrouted revision to scale to zero",
+    )
 
 
 def test_worker_crash_mid_request_is_retried_on_another_replica(platform, tmp_path):

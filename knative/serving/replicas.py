@@ -99,6 +99,11 @@ class ReplicaSet:
         return [r for r in self.replicas if r.state in (STARTING, READY, UNREADY)]
 
     @property
+    def waiting(self) -> int:
+        """Requests held because no replica has room (the activator's buffer)."""
+        return len(self._waiters)
+
+    @property
     def ready(self) -> list[Replica]:
         return [r for r in self.replicas if r.state == READY]
 
@@ -279,7 +284,7 @@ class ReplicaSet:
                 await self._terminate(replica)
                 return
             else:
-                await asyncio.sleep(STARTUP_POLL if status is None else 0.05)
+                await asyncio.sleep(STARTUP_POLL)
         while replica.state in (READY, UNREADY):
             await asyncio.sleep(PROBE_PERIOD)
             status, _ = await _get(self.http, url, timeout)

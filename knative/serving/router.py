@@ -62,10 +62,11 @@ class Routes(Protocol):
 
 
 class Router:
-    """Serves one service on 127.0.0.1:<port>."""
+    """Serves one service (or one of its tags) on 127.0.0.1:<port>."""
 
-    def __init__(self, routes: Routes, http: aiohttp.ClientSession) -> None:
+    def __init__(self, routes: Routes, http: aiohttp.ClientSession, tag: str | None = None):
         self.routes = routes
+        self.tag = tag  # a tag's own URL routes every request to that tag's revision
         self.http = http
         self.server: asyncio.base_events.Server | None = None
         self.port = 0
@@ -92,9 +93,9 @@ class Router:
             await asyncio.wait_for(self._idle.wait(), drain)
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        revision = self.routes.route(request.headers.get(TAG_HEADER))
+        tag = self.tag or request.headers.get(TAG_HEADER)
+        revision = self.routes.route(tag)
         if revision is None:
-            tag = request.headers.get(TAG_HEADER)
             return _text(404, f"service {self.routes.name!r} has no traffic target tagged {tag!r}")
         body = await request.read()
         self.in_flight += 1
