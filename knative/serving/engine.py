@@ -30,6 +30,7 @@ from .revisions import NOT_READY, READY, UNKNOWN, Revision, RevisionStore, Servi
 from .router import Router
 from .traffic import DEFAULT, Split, resolve
 from .traffic import validate as validate_traffic
+from .upstream import Upstream
 
 log = logging.getLogger("knflow.serving")
 REPO = Path(__file__).resolve().parents[2]
@@ -134,7 +135,7 @@ class ServiceRuntime:
     def __init__(self, engine: Serving, state: ServiceState) -> None:
         self.engine, self.state, self.name = engine, state, state.name
         self.revisions: dict[str, RevisionRuntime] = {}
-        self.router = Router(self, engine.http)
+        self.router = Router(self, engine.upstream)
         self.tag_routers: dict[str, Router] = {}
         self.split = Split([])
 
@@ -162,7 +163,7 @@ class ServiceRuntime:
     async def sync_tags(self) -> None:
         """Give each tag its own URL (Knative: `tag-service.ns.domain`), drop removed ones."""
         for tag in set(self.split.tags) - set(self.tag_routers):
-            router = self.tag_routers[tag] = Router(self, self.engine.http, tag)
+            router = self.tag_routers[tag] = Router(self, self.engine.upstream, tag)
             key = f"{self.name}#{tag}"
             self.engine.ports[key] = await router.listen(int(self.engine.ports.get(key, 0)))
         for tag in set(self.tag_routers) - set(self.split.tags):
@@ -303,7 +304,8 @@ class Serving:
         self.log_dir = self.root / "logs"
         self.services: dict[str, ServiceRuntime] = {}
         self.store = RevisionStore(self.data_dir)
-        self.http: aiohttp.ClientSession | None = None
+        self.http: aiohttp.ClientSession | None = None  # readiness probes
+        self.upstream = Upstream()  # forwarded requests
         self.ports_file = self.root / "ports.json"
         self.ports: dict[str, int] = (
             json.loads(self.ports_file.read_text()) if self.ports_file.exists() else {}
@@ -312,9 +314,7 @@ class Serving:
 
     async def start(self) -> None:
         self.http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
-            auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
         )
         ports = self.ports
         for svc in self.pipeline.services:
@@ -345,6 +345,7 @@ class Serving:
         await asyncio.gather(
             *(r.replicas.close() for s in self.services.values() for r in s.revisions.values())
         )
+        self.upstream.close()
         if self.http is not None:
             await self.http.close()
 
