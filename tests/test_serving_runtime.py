@@ -154,3 +154,19 @@ def test_missing_function_name_is_a_clear_error():
         timeout=30,
     )
     assert out.returncode == 1 and "KNFLOW_FUNCTION is not set" in out.stderr
+
+
+def test_echo_records_events_and_replies_with_a_derived_id():
+    from eventing.events import derive_id
+    from functions.config import FunctionConfig
+    from functions.echo import new as new_echo
+    from functions.runtime import create_app
+
+    cfg = FunctionConfig(function="echo", service="echo", config={"reply_type": "echo.replied"})
+    client = create_app(new_echo(), cfg, start_in_background=False).test_client()
+    resp = client.post("/", headers=dict(CE, **{"ce-type": "ping"}), data=b"hi")
+    assert resp.status_code == 200
+    assert resp.headers["ce-type"] == "echo.replied" and resp.headers["ce-source"] == "/knflow/echo"
+    assert resp.headers["ce-id"] == derive_id("e1", "echo") and resp.data == b"hi"
+    [seen] = client.get("/events").get_json()
+    assert (seen["type"], seen["id"]) == ("ping", "e1")
