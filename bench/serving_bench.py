@@ -135,20 +135,29 @@ async def cold_starts(session: aiohttp.ClientSession, inst: dict):
     return cold, bare, fn_only
 
 
-async def overhead(session, inst: dict, rounds: int) -> tuple[float, float]:
+async def overhead(session, inst: dict, rounds: int) -> tuple[float, float, float]:
+    """p50 through the router and straight to the replica (interleaved in blocks of 50), and
+    the CPU time the platform process spends per routed request."""
+    import psutil
+
+    platform = psutil.Process(inst["pid"])
     router = inst["services"]["noop-1"] + "/"
     async with session.get(f"{inst['control_url']}/knflow/v1/services/noop-1/stats") as resp:
         stats = await resp.json()
     direct = next(iter(stats["revisions"].values()))["endpoints"][0] + "/"
     samples: dict[str, list[float]] = {router: [], direct: []}
+    cpu = {router: 0.0, direct: 0.0}
     for _ in range(rounds):
         for url in (router, direct):
+            c0 = sum(platform.cpu_times()[:2])
             for _ in range(50):
                 t0 = time.perf_counter()
                 async with session.post(url, data=b"{}", headers=CE) as resp:
                     await resp.read()
                 samples[url].append(time.perf_counter() - t0)
-    return statistics.median(samples[router]), statistics.median(samples[direct])
+            cpu[url] += sum(platform.cpu_times()[:2]) - c0
+    per_request = (cpu[router] - cpu[direct]) / (50 * rounds)
+    return statistics.median(samples[router]), statistics.median(samples[direct]), per_request
 
 
 async def ramp(session, inst: dict, steps: list[int], stage: float, tail: float):
@@ -245,7 +254,7 @@ async def main_async(args) -> None:
                 print("1. cold start from zero (no-op function)", flush=True)
                 cold, full, fn_only = await cold_starts(session, inst)
                 print("2. router overhead", flush=True)
-                via, direct = await overhead(session, inst, args.rounds)
+                via, direct, cpu = await overhead(session, inst, args.rounds)
                 print("3. concurrency ramp, target 10", flush=True)
                 steps = [1, 2, 4, 8, 16, 32, 64]
                 timeline, errors = await ramp(session, inst, steps, args.stage, args.tail)
