@@ -280,6 +280,9 @@ async def main_async(args) -> None:
     print(
         f"router overhead p50:                       {(via - direct) * 1000:7.3f} ms (goal <= 1 ms)"
     )
+    print(f"router CPU per request (platform process): {cpu * 1e6:7.0f} us")
+    load = os.getloadavg()[0]
+    print(f"load average during the run:               {load:7.1f} on {os.cpu_count()} CPUs")
     peak = max(r[3] for r in timeline)
     best = max(r[2] for r in timeline)
     print(f"ramp: peak replicas {peak}, peak throughput {best} req/s, non-200 answers {errors}")
