@@ -141,6 +141,25 @@ def test_bad_update_is_refused_and_changes_nothing(up):
         assert out.stderr.startswith("Error: ") and message in out.stderr, out.stderr
     out = run_cli("service", "update", "nope", "--env", "A=1", data=data)
     assert out.returncode == 1 and 'services.serving.knative.dev "nope" not found' in out.stderr
+    # the control API itself answers Kubernetes Status objects
+    from knative.instance import Instance
+
+    api = Instance.load(data)
+    path = "/apis/serving.knative.dev/v1/namespaces/test/services/echo"
+    status, body = api.api(
+        "PATCH",
+        path,
+        {"spec": {"traffic": [{"revisionName": "echo-00001", "percent": 99}]}},
+        "application/merge-patch+json",
+    )
+    assert status == 422 and (body["kind"], body["reason"], body["code"]) == (
+        "Status",
+        "Invalid",
+        422,
+    )
+    assert body["details"]["causes"] == [{"message": "traffic percentages must sum to 100, not 99"}]
+    assert api.api("PATCH", path, {"spec": {}}, "text/plain")[0] == 415
+    assert api.api("GET", path.replace("/test/", "/other/"))[0] == 404
     after = cli_json(data, "service", "describe", "echo")
     assert after == before
     assert len(cli_json(data, "revision", "list", "-s", "echo")["items"]) == 1
