@@ -24,7 +24,15 @@ from ..spec import Pipeline
 from .autoscaler import KPA, Decision, ScalingSpec
 from .bundles import BundleError, is_bundle, load_bundle
 from .meter import Meter
-from .objects import Invalid, apply_patch, condition, revision_object, template_object, timestamp
+from .objects import (
+    Invalid,
+    apply_patch,
+    condition,
+    revision_object,
+    scaling_problems,
+    template_object,
+    timestamp,
+)
 from .replicas import ReplicaSet
 from .revisions import NOT_READY, READY, UNKNOWN, Revision, RevisionStore, ServiceState
 from .router import Router
@@ -78,7 +86,9 @@ class RevisionRuntime:
     def activate(self) -> None:
         """A request is waiting: scale from zero now instead of at the next tick (activator)."""
         if not self.broken and self.replicas.desired == 0:
-            self.replicas.scale(max(1, self.spec.min_scale))
+            spec = self.spec
+            wanted = max(1, spec.min_scale, spec.activation_scale)
+            self.replicas.scale(min(wanted, spec.max_scale) if spec.max_scale else wanted)
 
     def tick(self, now: float, routed: bool) -> None:
         self.kpa.record(now, self.meter.sample())
@@ -319,7 +329,8 @@ class Serving:
         ports = self.ports
         for svc in self.pipeline.services:
             state, new = self.store.apply(svc)
-            problems = validate_traffic(state.traffic, [r.name for r in state.revisions])
+            problems = scaling_problems(state.template, svc.name)
+            problems += validate_traffic(state.traffic, [r.name for r in state.revisions])
             if problems:
                 raise ServingError(f"service {svc.name!r}: {'; '.join(problems)}")
             srt = ServiceRuntime(self, state)
