@@ -101,6 +101,8 @@ class KPA:
 
     def average(self, now: float, window: float) -> float | None:
         values = [v for t, v in self.samples if t > now - window]
+        if not values and self.samples:  # a window shorter than a tick: the latest sample
+            values = [self.samples[-1][1]]
         return sum(values) / len(values) if values else None
 
     def decide(self, now: float, ready: int) -> Decision | None:
