@@ -354,7 +354,7 @@ class Serving:
         routers += [r for s in self.services.values() for r in s.tag_routers.values()]
         await asyncio.gather(*(r.close(drain) for r in routers))
         await asyncio.gather(
-            *(r.replicas.close() for s in self.services.values() for r in s.revisions.values())
+            *(r.replicas.close(drain) for s in self.services.values() for r in s.revisions.values())
         )
         self.upstream.close()
         if self.http is not None:
