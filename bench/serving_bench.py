@@ -30,7 +30,7 @@ import aiohttp
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "out"
-COLD = 5  # services cold-started once each
+COLD = 8  # services cold-started once each
 CE = {
     "ce-id": "1",
     "ce-source": "/bench",
@@ -229,6 +229,14 @@ def plot(timeline, path: Path) -> None:
     ax2.step(t, [r[3] for r in timeline], where="post", color="tab:red", label="ready replicas")
     ax2.step(
         t,
+        [r[4] for r in timeline],
+        where="post",
+        color="tab:red",
+        linestyle=":",
+        label="desired replicas (KPA)",
+    )
+    ax2.step(
+        t,
         [r[1] / 10 for r in timeline],
         where="post",
         color="tab:gray",
@@ -236,7 +244,7 @@ def plot(timeline, path: Path) -> None:
         label="offered concurrency / target (10)",
     )
     ax2.set_ylabel("replicas", color="tab:red")
-    fig.legend(loc="upper left")
+    fig.legend(loc="upper left", bbox_to_anchor=(0.08, 0.88), fontsize="small")
     ax1.set_title("knflow KPA: 50 ms handler, concurrency 1→64, target 10")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
