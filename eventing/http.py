@@ -107,8 +107,28 @@ def json_events_from_http(headers: Mapping[str, str], body: bytes) -> list[dict[
 
 
 def to_json(event: CloudEvent) -> dict[str, Any]:
-    """The structured JSON form as a dict (for journals, logs, `-o json`)."""
-    return json.loads(to_structured(event, _FORMAT).body)
+    """The structured JSON form as a dict (for journals, logs, `-o json`).
+
+    Built directly (the SDK's JSON format rules: `time` as RFC 3339 with `Z`, bytes as
+    `data_base64`, non-JSON types as text) rather than serialised and parsed back, because the
+    broker does this for every event it accepts.
+    """
+    doc: dict[str, Any] = {}
+    for name, value in event.get_attributes().items():
+        if isinstance(value, datetime):
+            value = value.isoformat()
+            if value.endswith("+00:00"):
+                value = value[:-6] + "Z"
+        doc[name] = value
+    data = event.get_data()
+    if isinstance(data, bytes | bytearray):
+        doc["data_base64"] = base64.b64encode(data).decode()
+    elif data is not None:
+        is_json = _FORMAT.JSON_CONTENT_TYPE_PATTERN.match(
+            doc.get("datacontenttype", "application/json")
+        )
+        doc["data"] = data if is_json else str(data)
+    return doc
 
 
 def from_json(doc: dict[str, Any]) -> CloudEvent:
