@@ -7,8 +7,9 @@ Side by side in one run, each against the same no-op subscriber process:
 Latency is the time from the start of the POST to the subscriber receiving the event (both
 read CLOCK_MONOTONIC, which is system-wide on Linux), sent one at a time; "added" is broker
 minus direct. Throughput is events/s from the first POST to the subscriber holding them all,
-with `CONCURRENCY` senders. With N Triggers, one matches the event and N-1 filter other
-types (exact/prefix/suffix/any), so the figure shows what filtering costs per event.
+with `CONCURRENCY` senders; the broker's own CPU time per event is printed too, as it does not
+depend on what else loads the machine. With N Triggers, one matches the event and N-1 filter
+other types (exact/prefix/suffix/any), so the figure shows what filtering costs per event.
 
     .venv/bin/python bench/eventing_bench.py [--events 3000] [--latency 300]
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -140,6 +142,12 @@ async def latencies(session: aiohttp.ClientSession, url: str, sub: str, n: int) 
     return [(got[k] - t0) / 1e6 for k, t0 in sent.items()]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU a process has used (load on the machine does not inflate it)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def throughput(session: aiohttp.ClientSession, url: str, sub: str, n: int) -> float:
     await session.post(sub + "reset")
     ids = iter(f"tp-{i}" for i in range(n))
@@ -191,16 +199,19 @@ async def run(args: argparse.Namespace) -> None:
                     try:
                         await latencies(session, broker.url, sub, 50)  # warm-up
                         lat = await latencies(session, broker.url, sub, args.latency)
+                        cpu0 = cpu_seconds(broker.pid)
                         tp = await throughput(session, broker.url, sub, args.events)
+                        cpu_us = (cpu_seconds(broker.pid) - cpu0) / args.events * 1e6
                         journal = json.loads(
                             await (await session.get(broker.base_url + "/.knflow/broker")).text()
                         )["status"]["knflow"]["journal"]
                     finally:
                         broker.stop()
-                rows.append((triggers, lat, tp, journal))
+                rows.append((triggers, lat, tp, journal, cpu_us))
                 print(
                     f"broker, {triggers:>3} trigger(s): p50 {pct(lat, 0.5):.2f} ms, "
-                    f"p99 {pct(lat, 0.99):.2f} ms, {tp:,.0f} events/s "
+                    f"p99 {pct(lat, 0.99):.2f} ms, {tp:,.0f} events/s, "
+                    f"broker CPU {cpu_us:.0f} us/event "
                     f"({journal['records']} journal records in {journal['commits']} fsyncs)",
                     flush=True,
                 )
@@ -213,10 +224,11 @@ async def run(args: argparse.Namespace) -> None:
         f"{'triggers':>8}  {'events/s':>9}  {'vs direct':>9}  {'p50 added':>10}  {'p99 added':>10}"
     )
     base50, base99 = pct(direct_lat, 0.5), pct(direct_lat, 0.99)
-    for triggers, lat, tp, _ in rows:
+    for triggers, lat, tp, _, cpu_us in rows:
         print(
             f"{triggers:>8}  {tp:>9,.0f}  {tp / direct_tp:>8.2f}x  "
-            f"{pct(lat, 0.5) - base50:>7.2f} ms  {pct(lat, 0.99) - base99:>7.2f} ms"
+            f"{pct(lat, 0.5) - base50:>7.2f} ms  {pct(lat, 0.99) - base99:>7.2f} ms  "
+            f"{cpu_us:>13.0f} us"
         )
     flat = rows[-1][2] / rows[0][2]
     print(f"\nthroughput with 100 triggers / with 1 trigger: {flat:.2f}")

@@ -259,3 +259,13 @@ def test_batch_mode_ingress_accepts_every_event(broker):
         )
         assert resp.status_code == 202
         wait_for(lambda: sorted(sub.ids()) == ["b0", "b1", "b2"], what="3 deliveries")
+
+
+def test_stop_is_prompt_even_with_a_follower_streaming(broker):
+    b = broker([trigger("t", "http://127.0.0.1:9/")])
+    with requests.get(f"{b.base_url}/.knflow/events?follow=1", stream=True, timeout=10) as stream:
+        assert stream.headers["content-type"] == "text/event-stream"
+        started = time.monotonic()
+        b.stop(timeout=20)
+        assert time.monotonic() - started < 5
+        assert b.proc.returncode == 0  # it shut down by itself, not killed

@@ -160,7 +160,7 @@ class Broker:
         Raises InvalidEvent for a malformed `knativebrokerttl` (before anything is written).
         """
         ttls = [_ttl(doc) for doc in docs]
-        arrival = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        arrival = _arrival_time()
         durable = []
         for doc, ttl in zip(docs, ttls, strict=True):
             if ttl <= 0:
@@ -312,6 +312,18 @@ def _ttl(doc: dict[str, Any]) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise InvalidEvent(f"{TTL_ATTRIBUTE} must be an integer, got {value!r}") from None
+
+
+_second: list = [0, ""]  # the last whole second formatted, reused within that second
+
+
+def _arrival_time() -> str:
+    """RFC 3339 UTC with microseconds, e.g. 2026-11-21T07:08:24.582065Z (cheap: per event)."""
+    now = time.time()
+    whole = int(now)
+    if whole != _second[0]:
+        _second[0], _second[1] = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    return f"{_second[1]}.{int((now - whole) * 1e6):06d}Z"
 
 
 def _timestamp(t: float) -> str:
