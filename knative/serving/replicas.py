@@ -220,15 +220,23 @@ class ReplicaSet:
     async def _run(self, replica: Replica) -> None:
         """Start one replica, wait for readiness, probe it, and handle its exit."""
         env = dict(self.env, PORT=str(replica.port), HOST="127.0.0.1")
-        with open(replica.log_path, "ab") as out:
-            replica.proc = await asyncio.create_subprocess_exec(
-                *gunicorn_command(env),
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C reaches the platform, which drains first
-            )
+        try:
+            with open(replica.log_path, "ab") as out:
+                replica.proc = await asyncio.create_subprocess_exec(
+                    *gunicorn_command(env),
+                    env=env,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=asyncio.subprocess.STDOUT,
+                    start_new_session=True,  # Ctrl-C reaches the platform, which drains first
+                )
+        except OSError as exc:
+            replica.state = STOPPED
+            self.replicas.remove(replica)
+            self._fail(replica, f"could not start a replica: {exc}")
+            self._notify()
+            self.on_change(self)
+            return
         log.info(
             "%s: replica %d started (pid %d, port %d)",
             self.revision,
