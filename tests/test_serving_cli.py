@@ -95,6 +95,7 @@ def test_up_prints_urls_and_the_cli_manages_services(up):
     )
     assert out.returncode == 0, out.stderr
     assert "Service 'echo' updated to latest revision 'echo-00002'" in out.stdout
+    assert "Ready to serve." in out.stdout
     svc = cli_json(data, "service", "describe", "echo")
     assert svc["status"]["latestReadyRevisionName"] == "echo-00002"
     assert svc["spec"]["template"]["spec"]["containerConcurrency"] == 8
@@ -112,10 +113,13 @@ def test_up_prints_urls_and_the_cli_manages_services(up):
         "echo-00001=20,@latest=80",
         "--tag",
         "echo-00001=old",
+        "-o",
+        "json",
         data=data,
     )
     assert out.returncode == 0, out.stderr
-    traffic = cli_json(data, "service", "describe", "echo")["status"]["traffic"]
+    traffic = json.loads(out.stdout)["status"]["traffic"]  # progress went to stderr
+    assert traffic == cli_json(data, "service", "describe", "echo")["status"]["traffic"]
     assert {(t["revisionName"], t["percent"], t.get("tag")) for t in traffic} == {
         ("echo-00001", 20, "old"),
         ("echo-00002", 80, None),
