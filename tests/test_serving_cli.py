@@ -119,7 +119,9 @@ def test_up_prints_urls_and_the_cli_manages_services(up):
     )
     assert out.returncode == 0, out.stderr
     traffic = json.loads(out.stdout)["status"]["traffic"]  # progress went to stderr
-    assert traffic == cli_json(data, "service", "describe", "echo")["status"]["traffic"]
+    described = cli_json(data, "service", "describe", "echo")["status"]["traffic"]
+    assert described[0]["url"].startswith("http://127.0.0.1:")  # the tag's own URL
+    assert [{k: v for k, v in t.items() if k != "url"} for t in described] == traffic
     assert {(t["revisionName"], t["percent"], t.get("tag")) for t in traffic} == {
         ("echo-00001", 20, "old"),
         ("echo-00002", 80, None),
