@@ -102,6 +102,17 @@ def test_container_concurrency_is_enforced(platform):
     assert elapsed >= 1.2  # one at a time on the single replica: 3 x 0.4 s
 
 
+def test_large_bodies_pass_through_the_router(platform):
+    import urllib.request
+
+    body = os.urandom(5 * 1024 * 1024)  # e.g. an intermediate tensor between split halves
+    request = urllib.request.Request(
+        platform.service_url("limited") + "/work", data=body, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=60) as resp:
+        assert json.loads(resp.read())["bytes"] == len(body)
+
+
 def test_traffic_split_and_tags(platform):
     first = service(platform, "split")["status"]["latestReadyRevisionName"]
     platform.call(

@@ -42,6 +42,7 @@ HOP_BY_HOP = frozenset(
 )
 REVISION_HEADER = "Knflow-Revision"  # which revision answered (handy for curl and tests)
 ATTEMPTS = 2
+MAX_BODY = 512 * 1024 * 1024  # bodies are buffered (for the retry); tensors and audio fit
 
 
 class Routable(Protocol):
@@ -77,7 +78,13 @@ class Router:
     async def listen(self, port: int = 0) -> int:
         """Bind (re-using `port` when it is free) and return the port."""
         loop = asyncio.get_running_loop()
-        handler = web.Server(self.handle, access_log=None)
+
+        def request_factory(message, payload, protocol, writer, task) -> web.BaseRequest:
+            return web.BaseRequest(
+                message, payload, protocol, writer, task, loop, client_max_size=MAX_BODY
+            )
+
+        handler = web.Server(self.handle, request_factory=request_factory, access_log=None)
         try:
             self.server = await loop.create_server(handler, "127.0.0.1", port, reuse_address=True)
         except OSError:

@@ -1,7 +1,7 @@
 """A test-only function with switchable behaviour, shipped to replicas in a revision bundle.
 
 Plain HTTP routes make load easy to generate:
-  GET /work?sleep=S          sleeps S seconds, answers {"pid", "revision"}
+  GET /work?sleep=S          sleeps S seconds, answers {"pid", "revision", "bytes" (of body)}
   GET /crash?once=PATH       the process dies (exit 9) mid-request; with `once`, only if PATH
                              does not exist yet (it is created first), so a retry succeeds
   GET /unready               this replica's readiness probe fails from now on
@@ -65,7 +65,8 @@ class Probe:
 
     def work(self):
         time.sleep(float(request.args.get("sleep", 0)))
-        return json.dumps({"pid": os.getpid(), "revision": self.revision})
+        size = len(request.get_data())
+        return json.dumps({"pid": os.getpid(), "revision": self.revision, "bytes": size})
 
     def crash(self):
         once = request.args.get("once")
