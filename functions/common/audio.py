@@ -28,7 +28,7 @@ class AudioInfo:
         return self.frames / self.sample_rate if self.sample_rate else 0.0
 
 
-def _check_riff(data: bytes) -> None:
+def _check_riff(data: bytes, name: str) -> None:
     """libsndfile silently reads what is there of a cut-off WAV; the chunk sizes tell."""
     if len(data) < 12 or data[:4] not in (b"RIFF", b"RIFX") or data[8:12] != b"WAVE":
         return
@@ -40,12 +40,12 @@ def _check_riff(data: bytes) -> None:
             have = len(data) - body
             if size != 0xFFFFFFFF and have < size:
                 raise BadInput(
-                    f"truncated WAV file: its header declares {size} bytes of audio data but "
-                    f"only {have} are present (was the upload cut off?)"
+                    f"{name} is a truncated WAV file: its header declares {size} bytes of "
+                    f"audio data but only {have} are present (was the upload cut off?)"
                 )
             return
         pos = body + size + (size & 1)
-    raise BadInput("truncated WAV file: no audio data chunk (was the upload cut off?)")
+    raise BadInput(f"{name} is a truncated WAV file: no audio data chunk (was the upload cut off?)")
 
 
 def read_audio_info(data: bytes, name: str = "audio") -> AudioInfo:
@@ -54,7 +54,7 @@ def read_audio_info(data: bytes, name: str = "audio") -> AudioInfo:
 
     if not data:
         raise BadInput(f"{name} is an empty file (0 bytes), not audio")
-    _check_riff(data)
+    _check_riff(data, name)
     try:
         info = soundfile.info(io.BytesIO(data))
     except Exception as exc:  # LibsndfileError, RuntimeError on some versions

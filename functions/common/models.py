@@ -61,14 +61,24 @@ def model_cache(data_dir: Path) -> Path:
     return Path(data_dir) / ".knflow" / "models"
 
 
+def _load_card(card: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(card.read_text())
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
 def read_card(path: Path) -> dict[str, Any]:
-    card = path / CARD if path.is_dir() else path.with_name(path.name + ".knflow.json")
-    if card.is_file():
-        try:
-            return json.loads(card.read_text())
-        except ValueError:
-            return {}
-    return {}
+    """The model's card: in the directory, beside the file, or the directory card of which
+    this file is the `entry`."""
+    if path.is_dir():
+        return _load_card(path / CARD)
+    beside = path.with_name(path.name + ".knflow.json")
+    if beside.is_file():
+        return _load_card(beside)
+    parent = _load_card(path.parent / CARD) if (path.parent / CARD).is_file() else {}
+    return parent if parent.get("entry") == path.name else {}
 
 
 def write_card(path: Path, **card: Any) -> None:

@@ -38,7 +38,7 @@ def load_pipeline(path: str, device: str, dtype: Any) -> Any:
     logging.set_verbosity_error()
     try:
         pipe = StableDiffusionPipeline.from_pretrained(
-            path, torch_dtype=dtype, safety_checker=None, requires_safety_checker=False
+            path, dtype=dtype, safety_checker=None, requires_safety_checker=False
         )
     except (OSError, ValueError, TypeError) as exc:
         raise ModelError(f"{path}: not a Stable Diffusion (Riffusion) directory: {exc}") from None
