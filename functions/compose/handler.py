@@ -5,6 +5,7 @@ WAV under `outputs/<id>/`, and one event lists them all."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from typing import Any
 
@@ -28,14 +29,18 @@ from ..contract import BadInput
 from .prompt import build_prompt
 from .spectrogram import SpectrogramConverter, png_bytes, wav_bytes
 
+log = logging.getLogger("knflow.compose")
+
 
 def load_pipeline(path: str, device: str, dtype: Any) -> Any:
     """A diffusers StableDiffusionPipeline from a Riffusion-format directory."""
     from diffusers import StableDiffusionPipeline
-    from diffusers.utils import logging
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
 
-    logging.disable_progress_bar()
-    logging.set_verbosity_error()
+    for lib in (diffusers_logging, transformers_logging):
+        lib.disable_progress_bar()
+        lib.set_verbosity_error()
     try:
         pipe = StableDiffusionPipeline.from_pretrained(
             path, dtype=dtype, safety_checker=None, requires_safety_checker=False
@@ -83,23 +88,27 @@ class Compose:
     def ready(self) -> bool:
         return self.pipe is not None
 
-    def images(self, prompt: str, seeds: list[int]) -> list[Any]:
-        """One spectrogram image per seed (512 mel rows x `width` 10 ms columns)."""
+    def image(self, prompt: str, seed: int) -> Any:
+        """One spectrogram image (512 mel rows x `width` 10 ms columns)."""
         import torch
 
-        out = []
-        for seed in seeds:
-            generator = torch.Generator(device=self.device).manual_seed(seed)
-            result = self.pipe(
-                prompt,
-                height=self.converter.p.num_frequencies,
-                width=self.width,
-                num_inference_steps=self.steps,
-                guidance_scale=self.guidance,
-                generator=generator,
-            )
-            out.append(result.images[0])
-        return out
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        result = self.pipe(
+            prompt,
+            height=self.converter.p.num_frequencies,
+            width=self.width,
+            num_inference_steps=self.steps,
+            guidance_scale=self.guidance,
+            generator=generator,
+        )
+        return result.images[0]
+
+    def audio(self, image: Any, seed: int) -> Any:
+        """The image's sound: Riffusion's inverse (images carry no max value: 1.0 is as good as
+        any, the audio is peak-normalised) and its EXIF parameters set on the image."""
+        mel = self.converter.mel_from_image(image, max_value=1.0)
+        image.getexif().update(self.converter.p.to_exif(max_value=1.0).items())
+        return self.converter.audio_from_mel(mel, seed=seed)
 
     def handle(self, event: Any) -> Any:
         ref = input_ref(event, "transcript")
@@ -114,11 +123,20 @@ class Compose:
         started = time.perf_counter()
         seeds = [candidate_seed(ident, k) for k in range(self.candidates)]
         candidates = []
-        for k, (seed, image) in enumerate(zip(seeds, self.images(prompt, seeds), strict=True)):
-            mel = self.converter.mel_from_image(image, max_value=1.0)
-            image.getexif().update(self.converter.p.to_exif(max_value=1.0).items())
-            samples = self.converter.audio_from_mel(mel, seed=seed)
-            rate = self.converter.p.sample_rate
+        rate = self.converter.p.sample_rate
+        for k, seed in enumerate(seeds):
+            t0 = time.perf_counter()
+            image = self.image(prompt, seed)
+            t1 = time.perf_counter()
+            samples = self.audio(image, seed)
+            log.info(
+                "%s: candidate %d/%d: image %.1fs, audio %.1fs",
+                ident,
+                k + 1,
+                len(seeds),
+                t1 - t0,
+                time.perf_counter() - t1,
+            )
             png = put_bytes(
                 self.store, self.bucket, f"{ident}/candidate-{k}.png", png_bytes(image), "image/png"
             )

@@ -3,6 +3,7 @@ windows, store the transcript, and announce it."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -23,6 +24,7 @@ from ..config import FunctionConfig
 from .whisper_model import load_whisper
 
 SAMPLE_RATE = 16000  # whisper's input rate
+log = logging.getLogger("knflow.transcribe")
 
 
 class Transcribe:
@@ -80,6 +82,7 @@ class Transcribe:
         started = time.perf_counter()
         result = self.transcribe(audio)
         elapsed = time.perf_counter() - started
+        log.info("%s: %.1fs of audio in %.1fs", ref.name, info.seconds, elapsed)
         ident = output_id(event, "transcribe")
         doc = {
             "id": ident,
