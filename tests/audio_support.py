@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile
 
 from eventing.events import new_event
@@ -60,3 +61,18 @@ def wav(seconds: float, rate: int = 16000, freq: float = 440.0, fmt: str = "WAV"
     buf = io.BytesIO()
     soundfile.write(buf, (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), rate, format=fmt)
     return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory) -> dict[str, Path]:
+    """Small models, built once: a toy whisper checkpoint file, and the builtin sentiment and
+    tiny Riffusion directories (the same builders `knflow demo` uses)."""
+    from functions.common.models import builtin_path
+    from functions.transcribe.demo_model import build as build_whisper
+
+    root = tmp_path_factory.mktemp("audio-models")
+    return {
+        "whisper": build_whisper(root / "whisper-small", dims=SMALL_WHISPER),
+        "sentiment": builtin_path("minilm-sentiment", root),
+        "riffusion": builtin_path("riffusion-demo", root),
+    }

@@ -9,31 +9,18 @@ from pathlib import Path
 import pytest
 import soundfile
 import torch
-from audio_support import SMALL_WHISPER, TALK, object_event, started, wav
+from audio_support import TALK, models, object_event, started, wav
 from PIL import Image
 
 from eventing.events import new_event
 from eventing.types import MUSIC_GENERATED, SENTIMENT_CLASSIFIED, TRANSCRIPT_CREATED
 from functions import BadInput
-from functions.common.models import ModelError, builtin_path
+from functions.common.models import ModelError
 from functions.compose.spectrogram import EXIF_TAGS
-from functions.transcribe.demo_model import build as build_whisper
 from storage import open_store
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="session")
-def models(tmp_path_factory) -> dict[str, Path]:
-    """Small models, built once: a toy whisper checkpoint file, and the builtin sentiment and
-    tiny Riffusion directories (the same builders `knflow demo` uses)."""
-    root = tmp_path_factory.mktemp("audio-models")
-    whisper_file = build_whisper(root / "whisper-small", dims=SMALL_WHISPER)
-    return {
-        "whisper": whisper_file,
-        "sentiment": builtin_path("minilm-sentiment", root),
-        "riffusion": builtin_path("riffusion-demo", root),
-    }
+__all__ = ["models"]  # the shared session fixture
 
 
 @pytest.fixture
