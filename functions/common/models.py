@@ -102,6 +102,7 @@ def _atomic_dir(dest: Path, fill: Callable[[Path], None]) -> None:
     """Fill a temporary directory, then rename it into place: no half-built model is ever seen."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a model cache is readable like any folder
     try:
         fill(tmp)
         if dest.exists():
