@@ -58,7 +58,7 @@ def read_audio_info(data: bytes, name: str = "audio") -> AudioInfo:
     try:
         info = soundfile.info(io.BytesIO(data))
     except Exception as exc:  # LibsndfileError, RuntimeError on some versions
-        reason = str(exc).split(": ", 1)[-1] if ": " in str(exc) else str(exc)
+        reason = (str(exc).split(": ", 1)[-1] if ": " in str(exc) else str(exc)).rstrip(". ")
         head = data[:16]
         looks_text = all(32 <= b < 127 or b in (9, 10, 13) for b in head)
         hint = " (it looks like text)" if looks_text else ""

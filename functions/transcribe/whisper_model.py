@@ -39,7 +39,10 @@ def load_whisper(model: ResolvedModel, data_dir: Path, device: str) -> Any:
                 f"{expected.name} there, or use a checkpoint path, an s3:// URI or "
                 "builtin:whisper-demo"
             )
-        return whisper.load_model(name, device=device, download_root=str(root))
+        try:
+            return whisper.load_model(name, device=device, download_root=str(root))
+        except Exception as exc:  # a corrupt file fails its checksum and whisper tries to fetch
+            raise ModelError(f"whisper model {name!r} in {root} cannot be loaded: {exc}") from None
     path = require_file(model, "whisper checkpoint")
     try:
         return whisper.load_model(str(path), device=device)

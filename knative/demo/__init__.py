@@ -140,6 +140,24 @@ def summarize(store: Any, data_dir: Path, progress: Progress, say: Callable[[str
     return out
 
 
+def dead_letter_reason(store: Any, event_id: str, wait: float = 10.0) -> str:
+    """The reason the dead-letter sink recorded for an event (`knativeerrordata`)."""
+    import base64
+
+    from functions.deadletter import BUCKET, dead_letter_key
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            doc = json.loads(store.get(BUCKET, dead_letter_key(event_id)))
+            data = doc.get("knativeerrordata") or ""
+            return base64.b64decode(data).decode(errors="replace").strip() or "no reason given"
+        except Exception:
+            if time.monotonic() > deadline:
+                return "see `knflow dlq list`"
+            time.sleep(0.3)
+
+
 def replica_groups(platform: Any) -> list[int]:
     """Process groups of the running replicas (each replica is a session leader)."""
     groups = []
@@ -209,9 +227,10 @@ def run_demo(
             )
         if progress.dead:
             entry = progress.dead[0]
+            reason = dead_letter_reason(store, str(entry.get("id")))
             raise DemoError(
-                f"{entry.get('type')} was dead-lettered ({entry.get('code')}); "
-                f"`knflow dlq list` shows the reason"
+                f"{entry.get('type')} for {entry.get('subject')} was dead-lettered "
+                f"({entry.get('code')}): {reason}"
             )
         result = summarize(store, data_dir, progress, say)
         result["seconds"] = round(time.monotonic() - t0, 1)
