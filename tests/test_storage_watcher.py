@@ -137,9 +137,13 @@ def test_only_watched_buckets_and_valid_names(store):
     (store.root / "uploads" / "bad\x01name").write_bytes(b"control char")
     watcher = FolderWatcher(store, ["uploads"], interval=0.05)
     assert watcher.scan_once() == [] and watcher.scan_once() == []
-    everywhere = FolderWatcher(store, None, interval=0.05)
-    everywhere.scan_once()
-    assert [r["s3"]["bucket"]["name"] for r in everywhere.scan_once()] == ["other"]
+    for everything in (None, []):  # no bucket list: every bucket (created later ones too)
+        everywhere = FolderWatcher(store, everything, interval=0.05)
+        store.create_bucket("later")
+        (store.root / "later" / f"{everything}.txt").write_bytes(b"2")
+        everywhere.scan_once()
+        found = sorted(r["s3"]["bucket"]["name"] for r in everywhere.scan_once())
+        assert found == (["later", "other"] if everything is None else ["later"])
 
 
 def test_run_in_a_thread_until_stopped(store):
