@@ -76,6 +76,7 @@ async def _serve(broker: Broker, sock: socket.socket, max_body: int, address: Pa
     host, port = sock.getsockname()[:2]
     base = f"http://{host}:{port}"
     broker.url = f"{base}/{broker.namespace}/{broker.name}"
+    broker.resolver.base_url = base  # a subscriber `uri: /path` is relative to the broker
     write_json_atomic(
         address,
         {
@@ -93,6 +94,7 @@ async def _serve(broker: Broker, sock: socket.socket, max_body: int, address: Pa
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("stopping: flushing the journal")
+    broker.feed.close()  # end `events tail -f` streams, or cleanup would wait for them
     await runner.cleanup()
     await broker.stop()
     if (read_address(address) or {}).get("pid") == os.getpid():
