@@ -30,7 +30,7 @@ import aiohttp
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "out"
-COLD = 5  # services cold-started once each
+COLD = 8  # services cold-started once each
 CE = {
     "ce-id": "1",
     "ce-source": "/bench",
@@ -135,20 +135,29 @@ async def cold_starts(session: aiohttp.ClientSession, inst: dict):
     return cold, bare, fn_only
 
 
-async def overhead(session, inst: dict, rounds: int) -> tuple[float, float]:
+async def overhead(session, inst: dict, rounds: int) -> tuple[float, float, float]:
+    """p50 through the router and straight to the replica (interleaved in blocks of 50), and
+    the CPU time the platform process spends per routed request."""
+    import psutil
+
+    platform = psutil.Process(inst["pid"])
     router = inst["services"]["noop-1"] + "/"
     async with session.get(f"{inst['control_url']}/knflow/v1/services/noop-1/stats") as resp:
         stats = await resp.json()
     direct = next(iter(stats["revisions"].values()))["endpoints"][0] + "/"
     samples: dict[str, list[float]] = {router: [], direct: []}
+    cpu = {router: 0.0, direct: 0.0}
     for _ in range(rounds):
         for url in (router, direct):
+            c0 = sum(platform.cpu_times()[:2])
             for _ in range(50):
                 t0 = time.perf_counter()
                 async with session.post(url, data=b"{}", headers=CE) as resp:
                     await resp.read()
                 samples[url].append(time.perf_counter() - t0)
-    return statistics.median(samples[router]), statistics.median(samples[direct])
+            cpu[url] += sum(platform.cpu_times()[:2]) - c0
+    per_request = (cpu[router] - cpu[direct]) / (50 * rounds)
+    return statistics.median(samples[router]), statistics.median(samples[direct]), per_request
 
 
 async def ramp(session, inst: dict, steps: list[int], stage: float, tail: float):
@@ -220,6 +229,14 @@ def plot(timeline, path: Path) -> None:
     ax2.step(t, [r[3] for r in timeline], where="post", color="tab:red", label="ready replicas")
     ax2.step(
         t,
+        [r[4] for r in timeline],
+        where="post",
+        color="tab:red",
+        linestyle=":",
+        label="desired replicas (KPA)",
+    )
+    ax2.step(
+        t,
         [r[1] / 10 for r in timeline],
         where="post",
         color="tab:gray",
@@ -227,7 +244,7 @@ def plot(timeline, path: Path) -> None:
         label="offered concurrency / target (10)",
     )
     ax2.set_ylabel("replicas", color="tab:red")
-    fig.legend(loc="upper left")
+    fig.legend(loc="upper left", bbox_to_anchor=(0.08, 0.88), fontsize="small")
     ax1.set_title("knflow KPA: 50 ms handler, concurrency 1→64, target 10")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -245,7 +262,7 @@ async def main_async(args) -> None:
                 print("1. cold start from zero (no-op function)", flush=True)
                 cold, full, fn_only = await cold_starts(session, inst)
                 print("2. router overhead", flush=True)
-                via, direct = await overhead(session, inst, args.rounds)
+                via, direct, cpu = await overhead(session, inst, args.rounds)
                 print("3. concurrency ramp, target 10", flush=True)
                 steps = [1, 2, 4, 8, 16, 32, 64]
                 timeline, errors = await ramp(session, inst, steps, args.stage, args.tail)
@@ -271,6 +288,9 @@ async def main_async(args) -> None:
     print(
         f"router overhead p50:                       {(via - direct) * 1000:7.3f} ms (goal <= 1 ms)"
     )
+    print(f"router CPU per request (platform process): {cpu * 1e6:7.0f} us")
+    load = os.getloadavg()[0]
+    print(f"load average during the run:               {load:7.1f} on {os.cpu_count()} CPUs")
     peak = max(r[3] for r in timeline)
     best = max(r[2] for r in timeline)
     print(f"ramp: peak replicas {peak}, peak throughput {best} req/s, non-200 answers {errors}")

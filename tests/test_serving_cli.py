@@ -95,6 +95,7 @@ def test_up_prints_urls_and_the_cli_manages_services(up):
     )
     assert out.returncode == 0, out.stderr
     assert "Service 'echo' updated to latest revision 'echo-00002'" in out.stdout
+    assert "Ready to serve." in out.stdout
     svc = cli_json(data, "service", "describe", "echo")
     assert svc["status"]["latestReadyRevisionName"] == "echo-00002"
     assert svc["spec"]["template"]["spec"]["containerConcurrency"] == 8
@@ -112,10 +113,15 @@ def test_up_prints_urls_and_the_cli_manages_services(up):
         "echo-00001=20,@latest=80",
         "--tag",
         "echo-00001=old",
+        "-o",
+        "json",
         data=data,
     )
     assert out.returncode == 0, out.stderr
-    traffic = cli_json(data, "service", "describe", "echo")["status"]["traffic"]
+    traffic = json.loads(out.stdout)["status"]["traffic"]  # progress went to stderr
+    described = cli_json(data, "service", "describe", "echo")["status"]["traffic"]
+    assert described[0]["url"].startswith("http://127.0.0.1:")  # the tag's own URL
+    assert [{k: v for k, v in t.items() if k != "url"} for t in described] == traffic
     assert {(t["revisionName"], t["percent"], t.get("tag")) for t in traffic} == {
         ("echo-00001", 20, "old"),
         ("echo-00002", 80, None),
@@ -141,6 +147,25 @@ def test_bad_update_is_refused_and_changes_nothing(up):
         assert out.stderr.startswith("Error: ") and message in out.stderr, out.stderr
     out = run_cli("service", "update", "nope", "--env", "A=1", data=data)
     assert out.returncode == 1 and 'services.serving.knative.dev "nope" not found' in out.stderr
+    # the control API itself answers Kubernetes Status objects
+    from knative.instance import Instance
+
+    api = Instance.load(data)
+    path = "/apis/serving.knative.dev/v1/namespaces/test/services/echo"
+    status, body = api.api(
+        "PATCH",
+        path,
+        {"spec": {"traffic": [{"revisionName": "echo-00001", "percent": 99}]}},
+        "application/merge-patch+json",
+    )
+    assert status == 422 and (body["kind"], body["reason"], body["code"]) == (
+        "Status",
+        "Invalid",
+        422,
+    )
+    assert body["details"]["causes"] == [{"message": "traffic percentages must sum to 100, not 99"}]
+    assert api.api("PATCH", path, {"spec": {}}, "text/plain")[0] == 415
+    assert api.api("GET", path.replace("/test/", "/other/"))[0] == 404
     after = cli_json(data, "service", "describe", "echo")
     assert after == before
     assert len(cli_json(data, "revision", "list", "-s", "echo")["items"]) == 1

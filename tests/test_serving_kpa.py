@@ -89,6 +89,8 @@ def test_bounds_min_max_and_scale_to_zero_after_idle_window_and_retention():
     assert kpa.bounded(0, current=1, routed=True, idle_for=12) == 1  # idle < window + retention
     assert kpa.bounded(0, current=1, routed=True, idle_for=15) == 0
     assert kpa.bounded(0, current=0, routed=True, idle_for=0) == 0  # never scales up by itself
+    kpa = KPA(spec(activation_scale=3))
+    assert kpa.bounded(1, current=1, routed=True, idle_for=0) == 3
 
 
 def test_no_decision_without_observations():

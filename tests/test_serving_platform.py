@@ -294,3 +294,47 @@ def test_scale_up_under_load_then_scale_to_zero(platform):
     assert peak[0] >= 3  # 4 concurrent callers, target 1 per replica
     assert set(codes) == {200}  # nothing dropped while scaling
     wait_for(lambda: stats(platform, "scaler")["replicas"] == 0, 30, 0.25, "scale to zero")
+
+
+def test_stop_with_a_request_longer_than_the_drain_leaves_no_process(tmp_path):
+    import psutil
+
+    image = probe_bundle(tmp_path / "bundle")
+    pipeline = parse_spec(
+        spec_text(f"""\
+    - name: long
+      function: echo
+      image: {image}
+    """),
+        "test.yaml",
+    )
+    platform = Platform(pipeline, tmp_path / "data", tick=0.25, broker=False).start()
+    url = platform.service_url("long")
+    wait_for(lambda: get(url + "/work")[0] == 200, 60, 0.2, "a ready replica")
+    group = platform.call(
+        lambda: platform.serving.service("long").revisions["long-00001"].replicas.ready[0].pid
+    )
+    result = {}
+    caller = threading.Thread(target=lambda: result.update(r=get(url + "/work?sleep=60")))
+    caller.start()
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    platform.stop(drain=1.0)
+    assert time.monotonic() - t0 < 15
+    caller.join(10)
+    assert not caller.is_alive()  # answered or cut off, never left hanging
+    if "r" in result:
+        assert result["r"][0] in (502, 503)
+    leftovers = [
+        p
+        for p in psutil.process_iter(["pid", "status"])
+        if _pgid(p.pid) == group and p.info["status"] != psutil.STATUS_ZOMBIE  # reaped by init
+    ]
+    assert leftovers == []
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
