@@ -12,7 +12,6 @@ from typing import Any
 from eventing.types import MUSIC_GENERATED
 
 from ..common import (
-    ObjectRef,
     input_ref,
     output_id,
     pick_device,
@@ -110,6 +109,35 @@ class Compose:
         image.getexif().update(self.converter.p.to_exif(max_value=1.0).items())
         return self.converter.audio_from_mel(mel, seed=seed)
 
+    def candidate(self, ident: str, prompt: str, index: int, seed: int) -> dict[str, Any]:
+        """Make, convert and store one candidate; its entry in the manifest."""
+        t0 = time.perf_counter()
+        image = self.image(prompt, seed)
+        t1 = time.perf_counter()
+        samples = self.audio(image, seed)
+        total = self.candidates
+        log.info(
+            "%s: candidate %d/%d: image %.1fs, audio %.1fs",
+            ident,
+            index + 1,
+            total,
+            t1 - t0,
+            time.perf_counter() - t1,
+        )
+        rate = self.converter.p.sample_rate
+        stem = f"{ident}/candidate-{index}"
+        png = put_bytes(self.store, self.bucket, f"{stem}.png", png_bytes(image), "image/png")
+        wav = put_bytes(
+            self.store, self.bucket, f"{stem}.wav", wav_bytes(samples, rate), "audio/wav"
+        )
+        return {
+            "index": index,
+            "seed": seed,
+            "image": png.to_dict(),
+            "audio": wav.to_dict(),
+            "seconds": round(len(samples) / rate, 3),
+        }
+
     def handle(self, event: Any) -> Any:
         ref = input_ref(event, "transcript")
         data = event.get_data() if isinstance(event.get_data(), dict) else {}
@@ -122,40 +150,7 @@ class Compose:
         ident = output_id(event, "compose")
         started = time.perf_counter()
         seeds = [candidate_seed(ident, k) for k in range(self.candidates)]
-        candidates = []
-        rate = self.converter.p.sample_rate
-        for k, seed in enumerate(seeds):
-            t0 = time.perf_counter()
-            image = self.image(prompt, seed)
-            t1 = time.perf_counter()
-            samples = self.audio(image, seed)
-            log.info(
-                "%s: candidate %d/%d: image %.1fs, audio %.1fs",
-                ident,
-                k + 1,
-                len(seeds),
-                t1 - t0,
-                time.perf_counter() - t1,
-            )
-            png = put_bytes(
-                self.store, self.bucket, f"{ident}/candidate-{k}.png", png_bytes(image), "image/png"
-            )
-            wav = put_bytes(
-                self.store,
-                self.bucket,
-                f"{ident}/candidate-{k}.wav",
-                wav_bytes(samples, rate),
-                "audio/wav",
-            )
-            candidates.append(
-                {
-                    "index": k,
-                    "seed": seed,
-                    "image": png.to_dict(),
-                    "audio": wav.to_dict(),
-                    "seconds": round(len(samples) / rate, 3),
-                }
-            )
+        candidates = [self.candidate(ident, prompt, k, seed) for k, seed in enumerate(seeds)]
         doc = {
             "id": ident,
             "prompt": prompt,
@@ -169,11 +164,4 @@ class Compose:
         }
         manifest = put_json(self.store, self.bucket, f"{ident}/manifest.json", doc)
         reply_data = {**doc, "manifest": manifest.to_dict()}
-        return reply(
-            event,
-            "compose",
-            MUSIC_GENERATED,
-            self.source,
-            reply_data,
-            ObjectRef(self.bucket, f"{ident}/").key,
-        )
+        return reply(event, "compose", MUSIC_GENERATED, self.source, reply_data, f"{ident}/")
