@@ -14,7 +14,7 @@ import pytest
 import yaml
 from audio_support import TALK, models, wav
 
-from knative.demo import audio_pipeline, stop_platform
+from knative.demo import audio_pipeline
 from knative.embedded import Platform
 from knative.spec import default_spec_path
 from storage import open_store
@@ -104,4 +104,4 @@ def test_upload_to_candidates_and_bad_uploads_dead_lettered(data_dir, models):
         # only the good upload made a transcript; the .txt never reached transcribe
         assert len(list(store.iter_objects("transcripts"))) == 1
     finally:
-        stop_platform(platform)
+        platform.stop(drain=5.0)

@@ -7,11 +7,8 @@ follows the broker's event feed stage by stage, prints where every artifact is, 
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
-import os
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -158,31 +155,6 @@ def dead_letter_reason(store: Any, event_id: str, wait: float = 10.0) -> str:
             time.sleep(0.3)
 
 
-def replica_groups(platform: Any) -> list[int]:
-    """Process groups of the running replicas (each replica is a session leader)."""
-    groups = []
-    for service in getattr(platform.serving, "services", {}).values():
-        for revision in service.revisions.values():
-            groups += [r.pid for r in revision.replicas.replicas if r.pid]
-    return groups
-
-
-def stop_platform(platform: Any, drain: float = 5.0) -> None:
-    """Stop the platform, then make sure no replica worker outlives it.
-
-    A gunicorn master killed after its grace period leaves a worker that is still busy with a
-    long request (a compose run) behind; killing each replica's process group ends it too.
-    """
-    try:
-        groups = platform.call(replica_groups, platform) if platform.serving else []
-    except Exception:
-        groups = []
-    platform.stop(drain=drain)
-    for pgid in groups:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
-
-
 def run_demo(
     raw_spec: dict[str, Any],
     data_dir: Path,
@@ -238,4 +210,4 @@ def run_demo(
         return result
     finally:
         say("Stopping ...")
-        stop_platform(platform)
+        platform.stop(drain=5.0)  # replicas, workers included, are ended after 5 s
