@@ -20,9 +20,9 @@ def register(groups: argparse._SubParsersAction) -> None:
     demo.add_argument(
         "--timeout",
         type=float,
-        default=170.0,
+        default=600.0,
         metavar="SECONDS",
-        help="give up after this long (default 170)",
+        help="give up this long after the upload (default 600)",
     )
 
 
