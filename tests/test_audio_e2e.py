@@ -105,3 +105,21 @@ def test_upload_to_candidates_and_bad_uploads_dead_lettered(data_dir, models):
         assert len(list(store.iter_objects("transcripts"))) == 1
     finally:
         platform.stop(drain=5.0)
+
+
+def test_knflow_demo_narrates_the_chain_and_says_untrained(cli, data_dir, models, tmp_path):
+    """`knflow demo` as a user runs it (a real process), on the small models for speed."""
+    raw = small_pipeline(models).raw
+    spec = tmp_path / "small.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    result = cli("demo", "--spec", str(spec), timeout=280)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for stage in ("upload", "transcript", "sentiment", "music"):
+        assert f"] {stage}" in out
+    assert "[untrained model: the text is noise]" in out
+    assert "[untrained model: spectrograms are noise]" in out
+    wavs = [line.split()[3] for line in out.splitlines() if line.strip().startswith("#")]
+    assert len(wavs) == 2 and all(Path(w).is_file() and w.endswith(".wav") for w in wavs)
+    assert str(data_dir / "transcripts") in out and "Stopping" in out
+    assert not (data_dir / ".knflow" / "instance.json").exists()  # stopped cleanly
