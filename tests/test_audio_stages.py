@@ -197,7 +197,16 @@ def test_compose_needs_a_transcript_reference(data_dir, store, models):
         [{"name": "riffusion", "uri": str(models["riffusion"])}],
         candidates=1,
         steps=1,
-        width=8,
+        width=24,
     )
     with pytest.raises(BadInput, match="no object reference"):
         fn.handle(new_event(SENTIMENT_CLASSIFIED, "/s", {"label": "positive"}, id="s2"))
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [({"width": 16}, "width must be a multiple of 8 and >= 24"), ({"candidates": 0}, ">= 1")],
+)
+def test_compose_refuses_unusable_config(data_dir, store, models, config, message):
+    with pytest.raises(ModelError, match=message):
+        started("compose", data_dir, [{"name": "r", "uri": str(models["riffusion"])}], **config)

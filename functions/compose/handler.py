@@ -29,6 +29,7 @@ from .prompt import build_prompt
 from .spectrogram import SpectrogramConverter, png_bytes, wav_bytes
 
 log = logging.getLogger("knflow.compose")
+MIN_WIDTH = 24  # reflect padding of half the 17640-sample window needs > 20 columns of 441
 
 
 def load_pipeline(path: str, device: str, dtype: Any) -> Any:
@@ -73,8 +74,13 @@ class Compose:
         self.steps = int(config.get("steps", 20))
         self.width = int(config.get("width", 512))
         self.guidance = float(config.get("guidance", 7.0))
-        if self.candidates < 1 or self.width % 8 or self.width < 8:
-            raise ModelError("compose config: candidates >= 1 and width a multiple of 8 needed")
+        if self.candidates < 1:
+            raise ModelError(f"compose config: candidates must be >= 1, got {self.candidates}")
+        if self.width % 8 or self.width < MIN_WIDTH:
+            raise ModelError(
+                f"compose config: width must be a multiple of 8 and >= {MIN_WIDTH} (columns of "
+                f"10 ms; the 400 ms STFT window needs that many), got {self.width}"
+            )
         self.device, dtype = pick_device(config)
         uri = cfg.model_uri("riffusion") or cfg.model_uri() or "builtin:riffusion-demo"
         self.spec = resolve_model(uri, cfg.data_dir, self.store)

@@ -210,8 +210,9 @@ class SpectrogramConverter:
         for _ in range(self.p.num_griffin_lim_iters):
             inverse = self.istft(magnitude * angles, length=length)
             rebuilt = self.stft(inverse)
-            angles = rebuilt - previous * (momentum / (1 + momentum))
-            angles = angles / (angles.abs() + 1e-16)
+            # in place: these are (bins x frames) complex arrays, tens of MB at 512 columns
+            angles = rebuilt.sub(previous, alpha=momentum / (1 + momentum))
+            angles.div_(angles.abs().add_(1e-16))
             previous = rebuilt
         return self.istft(magnitude * angles, length=length)
 
