@@ -140,7 +140,8 @@ class S3Store(ObjectStore):
         with self._errors(bucket, key):
             if size is not None and size < self.transfer.multipart_threshold:
                 # One request, whose reply carries the ETag: no HEAD needed.
-                with open_body(body) as payload:
+                with open_body(body) as stream:
+                    payload = body if isinstance(body, bytes) else stream  # bytes: sent as is
                     reply = self.client.put_object(Bucket=bucket, Key=key, Body=payload, **extra)
                 if progress is not None:
                     progress(size)
