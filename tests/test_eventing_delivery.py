@@ -53,6 +53,12 @@ def triggers(url: str) -> list[dict]:
             "subscriber": {"ref": {"name": "echo"}},
             "delivery": {"retry": 20, "backoffPolicy": "linear", "backoffDelay": "PT0.05S"},
         },
+        {
+            "name": "late",
+            "filter": {"attributes": {"type": "t.late"}},
+            "subscriber": {"ref": {"name": "late"}},
+            "delivery": {"retry": 1, **FAST, "deadLetterSink": {"ref": {"name": "late-dls"}}},
+        },
     ]
 
 
@@ -80,7 +86,9 @@ def env(tmp_path_factory):
         tmp / "spec.yaml",
         triggers(router.sub.url),
         {"retry": 2, **FAST, "deadLetterSink": {"uri": router.dls.url}},
-        services=[{"name": "echo", "function": "deadletter"}],
+        services=[
+            {"name": name, "function": "deadletter"} for name in ("echo", "late", "late-dls")
+        ],
     )
     handle = launch(tmp / "data", spec)
     try:
@@ -244,10 +252,29 @@ def test_ref_subscribers_resolve_through_subscribers_json_when_it_appears(env):
     time.sleep(0.3)
     assert router.at("echo") == []  # unresolvable: retried like a connection error
     assert trigger_status(b, "by-ref")["subscriberUri"] == ""
-    table = data / ".knflow/broker/subscribers.json"
-    table.write_text(json.dumps({"echo": router.sub.url + "echo"}))
+    add_subscriber(data, "echo", router.sub.url + "echo")
     wait_for(lambda: router.at("echo", "ref-1"), what="delivery once resolvable")
     assert trigger_status(b, "by-ref")["subscriberUri"] == router.sub.url + "echo"
+
+
+def add_subscriber(data: Path, name: str, url: str) -> None:
+    """What `knflow up` does once a service listens: add it to subscribers.json."""
+    path = data / ".knflow/broker/subscribers.json"
+    table = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps({**table, name: url}))
+
+
+def test_nothing_resolvable_yet_waits_for_whichever_comes_first(env):
+    """Subscriber and dead-letter sink both without an address (services starting): the event
+    is kept, and goes to the subscriber once it has one, not to the dead-letter sink."""
+    router, b, data = env
+    send(b.url, "late-1", "t.late")
+    wait_for(lambda: trigger_status(b, "late")["knflow"]["retries"] >= 2, what="retries")
+    add_subscriber(data, "late", router.sub.url + "late")
+    wait_for(lambda: router.at("late", "late-1"), timeout=15, what="delivery to the subscriber")
+    add_subscriber(data, "late-dls", router.dls.url + "late-dls")
+    time.sleep(0.3)
+    assert router.dls.of("late-1") == []
 
 
 def test_batch_mode_ingress_accepts_every_event(env):
