@@ -5,7 +5,7 @@
   `backoffDelay * 2^n` (exponential) before retry n.
 - After the last try the event goes to the dead-letter sink with `knativeerrordest`,
   `knativeerrorcode` and `knativeerrordata` (base64 of the response body, cut to 1024 bytes).
-- A 2xx reply that carries a CloudEvent is handed back to the broker (it re-enters through the
+- A 200 reply that carries a CloudEvent is handed back to the broker (it re-enters through the
   durable path); a reply without one (202, empty body) is simply an acknowledgement.
 - Each Trigger has its own queue and its own workers (at most `max_in_flight` requests), and a
   retry waits on a timer, not in a worker: a slow or failing subscriber never delays another.
