@@ -311,3 +311,20 @@ def test_store_source_waits_for_the_broker_and_resumes_from_its_offset(pipeline)
     after = keys()
     assert after[: len(before)] == before
     assert after[len(before) :].count("while-down.wav") == 0  # not re-sent
+
+
+def test_minio_receiver_answers_502_while_the_broker_is_away(tmp_path):
+    """MinIO keeps (and retries) a notification that did not get a 2xx: nothing is lost."""
+    spec = write_spec(
+        tmp_path / "spec.yaml",
+        [],
+        sources=[{"name": "minio", "kind": "minio-webhook"}],  # no token configured
+    )
+    srcs = sources_pkg.launch(tmp_path / "data", spec, "http://127.0.0.1:9/ns/default")
+    try:
+        body = (shared_fixtures() / "webhook-put.json").read_bytes()
+        resp = post_minio(srcs.sources["minio"], body, token=None)
+        assert resp.status_code == 502
+        assert "broker unavailable, retry later" in resp.text
+    finally:
+        srcs.stop()
