@@ -142,3 +142,25 @@ def test_unacknowledged_events_survive_a_crash_while_the_subscriber_is_down(tmp_
             assert recovered["status"]["knflow"]["recovered"] == 20
         finally:
             restarted.stop()
+
+
+def test_a_trigger_added_later_does_not_get_old_events_after_a_restart(tmp_path: Path):
+    with Subscriber() as sub:
+        data = tmp_path / "data"
+        one = write_spec(tmp_path / "one.yaml", [trigger("a", sub.url + "a")])
+        broker = launch(data, one)
+        send(broker.url, "old")
+        wait_for(lambda: sub.ids("/a") == ["old"], what="delivery to a")
+        broker.stop()
+        two = write_spec(
+            tmp_path / "two.yaml", [trigger("a", sub.url + "a"), trigger("b", sub.url + "b")]
+        )
+        broker = launch(data, two)
+        try:
+            send(broker.url, "new")
+            wait_for(lambda: "new" in sub.ids("/b"), what="the new event at b")
+            time.sleep(0.3)
+            assert sub.ids("/b") == ["new"]  # "old" arrived before b existed
+            assert sub.ids("/a").count("old") == 1  # and a had acknowledged it
+        finally:
+            broker.stop()
