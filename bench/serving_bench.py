@@ -196,6 +196,7 @@ async def ramp(session, inst: dict, steps: list[int], stage: float, tail: float)
                     count - last,
                     stats["ready_replicas"],
                     stats["desired_replicas"],
+                    sum(r["observed_panic"] for r in stats["revisions"].values()),
                 )
             )
             last = count
@@ -242,6 +243,13 @@ def plot(timeline, path: Path) -> None:
         color="tab:gray",
         linestyle="--",
         label="offered concurrency / target (10)",
+    )
+    ax2.plot(
+        t,
+        [r[5] / 10 for r in timeline],
+        color="tab:green",
+        linewidth=1,
+        label="concurrency seen by the router / 10",
     )
     ax2.set_ylabel("replicas", color="tab:red")
     fig.legend(loc="upper left", bbox_to_anchor=(0.08, 0.88), fontsize="small")
@@ -299,7 +307,8 @@ async def main_async(args) -> None:
         if rows:
             print(
                 f"  concurrency {c:>2}: {statistics.mean(r[2] for r in rows[-3:]):7.1f} req/s, "
-                f"replicas at end {rows[-1][3]}"
+                f"router sees {statistics.mean(r[5] for r in rows[-3:]):5.1f} in flight, "
+                f"replicas at end {rows[-1][3]} (desired {rows[-1][4]})"
             )
     end = timeline[-1]
     print(f"  after {args.tail:.0f}s idle: {end[3]} ready replicas")

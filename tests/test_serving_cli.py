@@ -46,9 +46,13 @@ def up(tmp_path, data_dir):
         if "knflow is up" in line:
             break
     yield proc, "".join(lines), data_dir
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    if proc.poll() is None:  # stop it as a user would, so it stops its broker and replicas
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
 
 
 def cli_json(data_dir, *args):

@@ -102,6 +102,17 @@ def test_container_concurrency_is_enforced(platform):
     assert elapsed >= 1.2  # one at a time on the single replica: 3 x 0.4 s
 
 
+def test_large_bodies_pass_through_the_router(platform):
+    import urllib.request
+
+    body = os.urandom(5 * 1024 * 1024)  # e.g. an intermediate tensor between split halves
+    request = urllib.request.Request(
+        platform.service_url("limited") + "/work", data=body, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=60) as resp:
+        assert json.loads(resp.read())["bytes"] == len(body)
+
+
 def test_traffic_split_and_tags(platform):
     first = service(platform, "split")["status"]["latestReadyRevisionName"]
     platform.call(
@@ -255,6 +266,30 @@ def test_replica_failing_readiness_gets_no_traffic(platform):
             for r in pool.map(lambda _: get(url + "/work?sleep=0.05"), range(20))
         }
     assert sick not in pids and len(pids) == 1
+
+
+def test_replica_failing_liveness_is_replaced(platform):
+    url = platform.service_url("pair")
+    wait_for(lambda: stats(platform, "pair")["ready_replicas"] >= 1, 60, 0.1, "a replica")
+    before = stats(platform, "pair")["revisions"]["pair-00001"]["restarts"]
+    master = _master_of(json.loads(get(url + "/wedge")[2])["pid"])
+
+    def replaced():
+        rs = platform.serving.service("pair").revisions["pair-00001"].replicas
+        return master not in {r.pid for r in rs.replicas} and len(rs.active) == 2
+
+    wait_for(lambda: platform.call(replaced), 60, 0.2, "the wedged replica to be replaced")
+    assert stats(platform, "pair")["revisions"]["pair-00001"]["restarts"] == before + 1
+    assert get(url + "/work")[0] == 200
+
+
+def _master_of(worker_pid: int) -> int | None:
+    import psutil
+
+    try:
+        return psutil.Process(worker_pid).ppid()
+    except psutil.NoSuchProcess:
+        return None
 
 
 def test_revision_that_cannot_start_is_not_ready_with_the_reason(platform):

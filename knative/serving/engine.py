@@ -100,6 +100,7 @@ class Serving:
         await asyncio.gather(
             *(r.replicas.close(drain) for s in self.services.values() for r in s.revisions.values())
         )
+        await asyncio.gather(*(r.shutdown() for r in routers))
         self.upstream.close()
         if self.http is not None:
             await self.http.close()

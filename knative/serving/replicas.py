@@ -31,6 +31,7 @@ log = logging.getLogger("knflow.serving")
 STARTING, READY, UNREADY, DRAINING, STOPPED = "starting", "ready", "unready", "draining", "stopped"
 STARTUP_POLL = 0.005  # readiness polling while a replica boots (cold start is on the clock)
 PROBE_PERIOD = 0.5  # readiness polling once it is up
+LIVENESS_FAILURES = 3  # consecutive failed liveness probes before a restart
 PROGRESS_DEADLINE = 120.0  # a replica not ready by then fails the revision
 STOP_GRACE = 10.0  # SIGTERM → SIGKILL
 
@@ -303,6 +304,7 @@ class ReplicaSet:
                 return
             else:
                 await asyncio.sleep(STARTUP_POLL)
+        dead = 0
         while replica.state in (READY, UNREADY):
             await asyncio.sleep(PROBE_PERIOD)
             status, _ = await _get(self.http, url, timeout)
@@ -314,6 +316,21 @@ class ReplicaSet:
                 replica.state = new
                 self._notify()
                 self.on_change(self)
+            live, why = await _get(self.http, replica.url + "/health/liveness", timeout)
+            dead = dead + 1 if live == 503 else 0
+            if dead >= LIVENESS_FAILURES:  # as the kubelet does: restart a replica that is stuck
+                log.warning(
+                    "%s: replica %d failed liveness (%s); restarting",
+                    self.revision,
+                    replica.id,
+                    why.strip(),
+                )
+                self.restarts += 1
+                replica.state = DRAINING
+                self._notify()
+                self._wake.set()  # a replacement starts while this one is stopped
+                await self._terminate(replica, grace=1.0)
+                return
 
     async def _drain(self, replica: Replica, limit: float | None = None) -> None:
         if replica.state in (DRAINING, STOPPED):
