@@ -77,14 +77,14 @@ class SplitFunction:
         return self.module is not None
 
     def routes(self) -> list[tuple[str, list[str], Any]]:
-        common = [("/info", ["GET"], self._view_info)]
-        if self.half == "a":
-            return [
-                ("/predict", ["POST"], self._view_predict),
-                ("/link", ["GET", "PUT"], self._view_link),
-                *common,
-            ]
-        return [("/forward", ["POST"], self._view_forward), *common]
+        # The runtime asks before start() has run, so every route exists on both halves and
+        # each view checks which half it is serving (`_wrong_half`).
+        return [
+            ("/predict", ["POST"], self._view_predict),
+            ("/link", ["GET", "PUT"], self._view_link),
+            ("/forward", ["POST"], self._view_forward),
+            ("/info", ["GET"], self._view_info),
+        ]
 
     # --- the work -------------------------------------------------------------------------
     def run_half(self, x: torch.Tensor) -> torch.Tensor:
@@ -199,6 +199,8 @@ class SplitFunction:
 
     # --- HTTP views -------------------------------------------------------------------------
     def _view_predict(self) -> Response:
+        if refused := self._wrong_half("a"):
+            return refused
         try:
             batch = batch_from_body(request.headers, request.get_data(), self.image_size)
         except (ImageError, tensor_codec.TensorCodecError) as exc:
@@ -209,6 +211,8 @@ class SplitFunction:
             return _json({"error": str(exc)}, 502)
 
     def _view_forward(self) -> Response:
+        if refused := self._wrong_half("b"):
+            return refused
         try:
             activation = tensor_codec.decode(request.headers, request.get_data())
             return _json(self.finish(activation))
@@ -216,6 +220,8 @@ class SplitFunction:
             return _json({"error": str(exc)}, 400)
 
     def _view_link(self) -> Response:
+        if refused := self._wrong_half("a"):
+            return refused
         if request.method == "PUT":
             try:
                 doc = json.loads(request.get_data() or b"null")
@@ -228,6 +234,8 @@ class SplitFunction:
         return _json({**settings.as_dict(), "describe": settings.describe(), **stats})
 
     def _view_info(self) -> Response:
+        if self.module is None:
+            return _json({"error": "still loading the model"}, 503)
         return _json(
             {
                 "service": self.service,
@@ -241,6 +249,14 @@ class SplitFunction:
         )
 
     # --- helpers ----------------------------------------------------------------------------
+    def _wrong_half(self, wanted: str) -> Response | None:
+        if self.module is None:
+            return _json({"error": "still loading the model"}, 503)
+        if self.half != wanted:
+            where = "POST /predict and /link" if self.half == "a" else "POST /forward"
+            return _json({"error": f"{self.service} is half {self.half}: use {where}"}, 404)
+        return None
+
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
         if session is None:
