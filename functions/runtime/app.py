@@ -145,8 +145,9 @@ def create_app(function: Function, cfg: FunctionConfig, start_in_background: boo
         return Response(metrics.render(), mimetype=metrics.content_type)
 
     for rule, methods, view in _routes(function):
-        app.add_url_rule(rule, endpoint=f"fn:{rule}:{','.join(methods)}", view_func=view,
-                         methods=methods)
+        app.add_url_rule(
+            rule, endpoint=f"fn:{rule}:{','.join(methods)}", view_func=view, methods=methods
+        )
 
     lifecycle.start(background=start_in_background)
     return app
