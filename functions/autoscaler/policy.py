@@ -38,14 +38,17 @@ class Policy:
         li = self.link_index(link)
         level = self.level_index(traffic)
         k = self.target_index(current)
-        for _ in range(len(self.targets)):
-            action = self.action(li, level, k)
-            if action == "keep":
-                break
+        seen = [k]
+        while (action := self.action(li, level, k)) != "keep":
             step = 1 if action == "raise" else -1
             if not 0 <= k + step < len(self.targets):
                 break
             k += step
+            if k in seen:  # an under-trained table can loop: settle on the best state of the loop
+                loop = seen[seen.index(k) :]
+                k = max(loop, key=lambda i: max(self.q[li][level][i]))
+                break
+            seen.append(k)
         return self.targets[k]
 
     def table(self) -> dict[str, dict[int, int]]:

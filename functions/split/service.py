@@ -24,7 +24,8 @@ from functions.contract import BadInput
 from . import tensor_codec
 from .images import ImageError, batch_from_body
 from .link import Link, LinkError, LinkSettings
-from .model import CUT_CHANNELS, UNTRAINED, VARIANTS, half, top_k, variant_name
+from .model import UNTRAINED, half, top_k
+from .variants import CUT_CHANNELS, VARIANTS, variant_name
 from .weights import WeightsError, load_resnet50
 
 if TYPE_CHECKING:

@@ -18,8 +18,7 @@ def register(groups: argparse._SubParsersAction) -> None:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from functions.split import VARIANTS, WeightsError, costs, load_resnet50, variant_name
-    from functions.split.model import UNTRAINED
+    from functions.split.variants import VARIANTS, variant_name
 
     if not 32 <= args.image_size <= 4096:
         raise CliError("--image-size must be between 32 and 4096", 2)
@@ -27,6 +26,9 @@ def run_info(args: argparse.Namespace) -> int:
         names = [variant_name(args.variant)] if args.variant else list(VARIANTS)
     except ValueError as exc:
         raise CliError(str(exc), 2) from None
+    from functions.split import WeightsError, costs, load_resnet50
+    from functions.split.model import UNTRAINED
+
     weights = UNTRAINED
     if args.weights:
         try:
