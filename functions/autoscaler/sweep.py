@@ -80,10 +80,10 @@ def measure(
     original, original_link = live.targets(), live.link()
     rows = []
     try:
-        for link in links:
-            live.set_link(link)
-            for target in targets:
-                live.set_target(target)
+        for target in targets:  # outermost: each target is a new revision, links are instant
+            live.set_target(target)
+            for link in links:
+                live.set_link(link)
                 for clients in traffic_levels:
                     if warmup:
                         live.load(body, headers, clients, warmup)

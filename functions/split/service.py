@@ -8,6 +8,7 @@ Half B finishes the network and answers the top-5 classes as JSON.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -59,6 +60,9 @@ class SplitFunction:
         self.variant = variant_name(str(conf.get("variant", "balanced")))
         self.image_size = int(conf.get("image_size", 224))
         self.timeout = float(conf.get("timeout", 120))
+        # One forward pass at a time per replica (one model instance, as many model servers run):
+        # parallel work then comes from replicas, which is what the concurrency target decides.
+        self._compute = threading.Lock() if conf.get("serialize", True) else None
         threads = conf.get("threads") or os.environ.get(THREADS_ENV)
         if threads:
             torch.set_num_threads(int(threads))
@@ -90,7 +94,7 @@ class SplitFunction:
     # --- the work -------------------------------------------------------------------------
     def run_half(self, x: torch.Tensor) -> torch.Tensor:
         assert self.module is not None, "start() has not run"
-        with torch.inference_mode():
+        with self._compute or contextlib.nullcontext(), torch.inference_mode():
             return self.module(x)
 
     def predict(self, batch: torch.Tensor) -> dict[str, Any]:
