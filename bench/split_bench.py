@@ -75,8 +75,11 @@ def spec(max_scale: int) -> str:
         metadata: {name: bench, namespace: bench}
         services:
         """)
-        + half.format(x="b", extra="", max_scale=max_scale)
-        + half.format(x="a", extra=", next: resnet-b", max_scale=max_scale)
+        + textwrap.indent(textwrap.dedent(half).format(x="b", extra="", max_scale=max_scale), "  ")
+        + textwrap.indent(
+            textwrap.dedent(half).format(x="a", extra=", next: resnet-b", max_scale=max_scale),
+            "  ",
+        )
     )
 
 

@@ -83,20 +83,20 @@ class AutoscalerFunction:
             from storage import parse_uri
 
             bucket, key = parse_uri(ref)
-            info = self.cfg.store.head(bucket, key)
-            stamp: Any = (ref, info.etag)
-            loader = lambda: Policy.from_json(json.loads(self.cfg.store.get(bucket, key)), ref)  # noqa: E731
-        else:
-            path = Path(ref) if Path(ref).is_absolute() else policy_dir(self.cfg.data_dir) / ref
-            try:
-                stamp = (str(path), path.stat().st_mtime_ns)
-            except OSError:
-                raise PolicyError(
-                    f"policy {path} does not exist (run knflow autoscale train)"
-                ) from None
-            loader = lambda: Policy.load(path)  # noqa: E731
+            stamp: Any = (ref, self.cfg.store.head(bucket, key).etag)
+            if self._policy is None or self._policy[0] != stamp:
+                doc = json.loads(self.cfg.store.get(bucket, key))
+                self._policy = (stamp, Policy.from_json(doc, ref))
+            return self._policy[1]
+        path = Path(ref) if Path(ref).is_absolute() else policy_dir(self.cfg.data_dir) / ref
+        try:
+            stamp = (str(path), path.stat().st_mtime_ns)
+        except OSError:
+            raise PolicyError(
+                f"policy {path} does not exist (run knflow autoscale train)"
+            ) from None
         if self._policy is None or self._policy[0] != stamp:
-            self._policy = (stamp, loader())
+            self._policy = (stamp, Policy.load(path))
         return self._policy[1]
 
     def link(self, service: str) -> str | None:
