@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from test_split_qlearning import synthetic_sweep
 
 from functions.autoscaler import write_measurements
@@ -82,3 +83,57 @@ def test_autoscale_bad_input_is_one_clear_line(cli, data_dir):
     out = cli("autoscale", "collect")
     assert out.returncode == 1 and "no knflow instance is running" in out.stderr
     assert all("Traceback" not in o for o in (out.stderr,))
+
+
+@pytest.mark.slow
+def test_autoscale_collect_sweeps_the_live_halves(cli, data_dir):
+    import csv
+
+    spec = data_dir / "split.yaml"
+    half = (
+        "  - name: resnet-{x}\n    function: split\n"
+        "    config: {{half: {x}, variant: a-heavy, image_size: 32, threads: 1{extra}}}\n"
+        "    annotations: {{autoscaling.knative.dev/min-scale: '0'}}\n"
+    )
+    spec.write_text(
+        "apiVersion: knflow.dev/v1alpha1\nkind: Pipeline\n"
+        "metadata: {name: t, namespace: t}\nservices:\n"
+        + half.format(x="b", extra="")
+        + half.format(x="a", extra=", next: resnet-b")
+    )
+    out = cli(
+        "autoscale",
+        "collect",
+        "--start",
+        "--spec",
+        str(spec),
+        "--targets",
+        "2,4",
+        "--traffic",
+        "1",
+        "--link",
+        "clear",
+        "--link",
+        "slow:latency=0.2",
+        "--seconds",
+        "1.5",
+        "--warmup",
+        "0",
+        "--image-size",
+        "32",
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "[4/4] link=slow target=4 traffic=1" in out.stdout
+    path = data_dir / ".knflow" / "autoscale" / "sweep.csv"
+    rows = list(csv.DictReader(path.open()))
+    assert [(r["target"], r["link"]) for r in rows] == [
+        ("2", "clear"),
+        ("2", "slow"),
+        ("4", "clear"),
+        ("4", "slow"),
+    ]
+    assert all(float(r["throughput"]) > 0 and int(r["errors"]) == 0 for r in rows)
+    # the emulated link's 200 ms shows in every request of the slow cells
+    assert all(float(r["p50_ms"]) >= 200 for r in rows if r["link"] == "slow")
+    assert path.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"

@@ -80,13 +80,18 @@ class AutoscalerFunction:
         """The policy file, re-read when it changes (a new `knflow autoscale train`)."""
         ref = self.policy_ref
         if ref.startswith("s3://"):
-            from storage import parse_uri
+            from storage import StoreError, parse_uri
 
-            bucket, key = parse_uri(ref)
-            stamp: Any = (ref, self.cfg.store.head(bucket, key).etag)
-            if self._policy is None or self._policy[0] != stamp:
-                doc = json.loads(self.cfg.store.get(bucket, key))
-                self._policy = (stamp, Policy.from_json(doc, ref))
+            try:
+                bucket, key = parse_uri(ref)
+                stamp: Any = (ref, self.cfg.store.head(bucket, key).etag)
+                if self._policy is None or self._policy[0] != stamp:
+                    doc = json.loads(self.cfg.store.get(bucket, key))
+                    self._policy = (stamp, Policy.from_json(doc, ref))
+            except (StoreError, ValueError) as exc:
+                if isinstance(exc, PolicyError):
+                    raise
+                raise PolicyError(f"policy {ref} cannot be read: {exc}") from None
             return self._policy[1]
         path = Path(ref) if Path(ref).is_absolute() else policy_dir(self.cfg.data_dir) / ref
         try:
