@@ -19,6 +19,7 @@ Figures print at the end; CSV and plots go to bench/out/.
 from __future__ import annotations
 
 import argparse
+import signal
 import statistics
 import sys
 import tempfile
@@ -66,7 +67,7 @@ def spec(max_scale: int) -> str:
           autoscaling.knative.dev/target: "100"
           autoscaling.knative.dev/min-scale: "0"
           autoscaling.knative.dev/max-scale: "{max_scale}"
-          autoscaling.knative.dev/window: "6s"
+          autoscaling.knative.dev/window: "10s"
     """
     return (
         textwrap.dedent("""\
@@ -153,11 +154,17 @@ def run_schedule(
     reward: Reward,
     static: int | None = None,
     controller: Controller | None = None,
-    tick: float = 2.0,
+    tick: float = 3.0,
+    warmup: float = 8.0,
 ) -> RunResult:
     result = RunResult(name)
-    live.set_link(phases[0].link)
+    first = phases[0]
+    live.set_link(first.link)
+    if controller is not None:  # the policy starts where it would settle for the first phase
+        static = controller.policy.decide(first.link.name, first.traffic, DEFAULT_TARGET)
     live.set_target(static if static is not None else DEFAULT_TARGET)
+    # unmeasured warm-up, the same for every strategy: replicas of the new revisions up
+    live.load(body, headers, first.traffic, warmup)
     stop = threading.Event()
 
     def autoscale() -> None:
@@ -196,6 +203,7 @@ def run_schedule(
 
 
 def main() -> int:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the platform on kill too
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter phases and sweep")
     parser.add_argument("--sweep", type=Path, help="reuse a sweep CSV instead of measuring")
