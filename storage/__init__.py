@@ -23,6 +23,7 @@ from .base import (
 )
 from .keys import check_bucket, check_key
 from .local import STATE_DIR, LocalStore
+from .watcher import FolderWatcher
 
 ENV_STORE = "KNFLOW_STORE"
 ENV_S3_ENDPOINT = "KNFLOW_S3_ENDPOINT"
@@ -30,6 +31,7 @@ ENV_S3_ENDPOINT = "KNFLOW_S3_ENDPOINT"
 __all__ = [
     "ENV_S3_ENDPOINT",
     "ENV_STORE",
+    "FolderWatcher",
     "InvalidKey",
     "LocalStore",
     "NoSuchBucket",
