@@ -50,6 +50,16 @@ def test_agent_finds_the_optimum_of_a_reward_table(best):
             assert policy.decide("clear", traffic, start) == targets[best[level]]
 
 
+def test_switch_cost_keeps_the_target_when_the_gain_is_small():
+    """Two changes at 1.0 each do not pay for a 0.1 gain per step (gamma 0.9); 5.0 does."""
+    targets = [1, 2, 4]
+    for gain, expected in ((0.1, 1), (5.0, 4)):
+        table = [[[0.0, 0.0, gain]]]
+        schedule = Schedule(episodes=1500, steps=20, traffic_change=0, gamma=0.9)
+        policy = train(["clear"], [1], targets, table, schedule, switch_cost=1.0)
+        assert policy.decide("clear", 1, 1) == expected
+
+
 def synthetic_sweep() -> list[Measurement]:
     """A system with known behaviour: each replica serves 5 req/s with 4 requests in flight;
     a clear link carries everything, a congested one 6 req/s; Knative-style replica counts."""

@@ -71,11 +71,16 @@ class Measurement:
 
 @dataclass(frozen=True)
 class Reward:
-    """Throughput, less a penalty for latency over the SLO and a small cost per replica."""
+    """Throughput, less a penalty for latency over the SLO and a small cost per replica.
+
+    `switch_cost` is charged by the learner for every change of target: each change is a new
+    revision whose replicas must start, which costs more than the table of outcomes shows.
+    """
 
     slo_ms: float = 1000.0
     latency_weight: float = 1.0  # requests/s lost per second of p95 over the SLO, per req/s
     replica_cost: float = 0.0  # requests/s a replica must earn to pay for itself
+    switch_cost: float = 0.0  # requests/s lost for one step of changing the target
 
     def __call__(self, throughput: float, p95_ms: float, replicas: float) -> float:
         over = max(0.0, p95_ms - self.slo_ms) / self.slo_ms

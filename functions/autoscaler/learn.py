@@ -64,8 +64,9 @@ def train_policy(
     """Fit the measurements, learn on the fitted environment; the policy records both."""
     reward, schedule = reward or Reward(), schedule or Schedule()
     env = Environment.fit(rows)
+    table = reward_table(env, reward)
     policy = train(
-        env.links, env.traffic_levels, env.targets, reward_table(env, reward), schedule, progress
+        env.links, env.traffic_levels, env.targets, table, schedule, progress, reward.switch_cost
     )
     policy.environment = env.describe()
     policy.reward = asdict(reward)

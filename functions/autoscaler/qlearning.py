@@ -66,8 +66,10 @@ def train(
     reward: RewardTable,
     schedule: Schedule = Schedule(),
     progress: Callable[[int, float], None] | None = None,
+    switch_cost: float = 0.0,
 ) -> Policy:
-    """Learn Q over the reward table; the greedy policy over Q is returned."""
+    """Learn Q over the reward table (less `switch_cost` whenever the target changes); the
+    greedy policy over Q is returned."""
     rng = random.Random(schedule.seed)
     nl, nt, nk = len(links), len(traffic_levels), len(targets)
     q = [[[[0.0] * len(ACTIONS) for _ in range(nk)] for _ in range(nt)] for _ in range(nl)]
@@ -80,7 +82,7 @@ def train(
             row = q[link][level][k]
             action = rng.randrange(len(ACTIONS)) if rng.random() < eps else _argmax(row)
             k2 = min(nk - 1, max(0, k + action - 1))
-            r = reward[link][level][k2]
+            r = reward[link][level][k2] - (switch_cost if k2 != k else 0.0)
             total += r
             level2 = level
             if rng.random() < schedule.traffic_change:

@@ -69,6 +69,9 @@ def register(groups: argparse._SubParsersAction) -> None:
     train.add_argument("--slo-ms", type=float, default=1000.0, help="p95 latency objective")
     train.add_argument("--latency-weight", type=float, default=1.0, help="penalty over the SLO")
     train.add_argument("--replica-cost", type=float, default=0.2, help="req/s per replica")
+    train.add_argument(
+        "--switch-cost", type=float, default=0.0, help="req/s lost per target change (revision)"
+    )
     train.add_argument("--seed", type=int, default=0)
 
     show = command(verbs, "show", run_show, "Show where a policy settles", True)
@@ -214,7 +217,7 @@ def run_train(args: argparse.Namespace) -> int:
             traffic_change=args.traffic_change,
             seed=args.seed,
         )
-        reward = Reward(args.slo_ms, args.latency_weight, args.replica_cost)
+        reward = Reward(args.slo_ms, args.latency_weight, args.replica_cost, args.switch_cost)
     except ValueError as exc:
         raise CliError(str(exc), 2) from None
     quiet = bool(args.output)
