@@ -12,6 +12,8 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
+import pytest
+
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "knflow-test-access",
     "AWS_SECRET_ACCESS_KEY": "knflow-test-secret",
@@ -52,3 +54,19 @@ def moto_server() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A moto S3 server for the whole session, with this process's AWS_* env pointing at it."""
+    saved = {k: os.environ.get(k) for k in CREDENTIALS}
+    os.environ.update(CREDENTIALS)
+    try:
+        with moto_server() as url:
+            yield url
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

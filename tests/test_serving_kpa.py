@@ -89,6 +89,8 @@ def test_bounds_min_max_and_scale_to_zero_after_idle_window_and_retention():
     assert kpa.bounded(0, current=1, routed=True, idle_for=12) == 1  # idle < window + retention
     assert kpa.bounded(0, current=1, routed=True, idle_for=15) == 0
     assert kpa.bounded(0, current=0, routed=True, idle_for=0) == 0  # never scales up by itself
+    kpa = KPA(spec(activation_scale=3))
+    assert kpa.bounded(1, current=1, routed=True, idle_for=0) == 3
 
 
 def test_no_decision_without_observations():
@@ -170,6 +172,19 @@ def test_patch_validation_refuses_with_every_reason():
     assert "unknown annotation 'autoscaling.knative.dev/windw'" in causes
     assert "min-scale 3 is greater than max-scale 2" in causes
     assert "sum to 100, not 60" in causes
+    with pytest.raises(Invalid, match=r"autoscaling\.knative\.dev/target: 'abc' is not a number"):
+        apply_patch(
+            current,
+            {
+                "spec": {
+                    "template": {
+                        "metadata": {"annotations": {"autoscaling.knative.dev/target": "abc"}}
+                    }
+                }
+            },
+            [],
+            "s",
+        )
     with pytest.raises(Invalid, match="window must be between 6s and 1h"):
         apply_patch(
             current,

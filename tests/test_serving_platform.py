@@ -102,6 +102,17 @@ def test_container_concurrency_is_enforced(platform):
     assert elapsed >= 1.2  # one at a time on the single replica: 3 x 0.4 s
 
 
+def test_large_bodies_pass_through_the_router(platform):
+    import urllib.request
+
+    body = os.urandom(5 * 1024 * 1024)  # e.g. an intermediate tensor between split halves
+    request = urllib.request.Request(
+        platform.service_url("limited") + "/work", data=body, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=60) as resp:
+        assert json.loads(resp.read())["bytes"] == len(body)
+
+
 def test_traffic_split_and_tags(platform):
     first = service(platform, "split")["status"]["latestReadyRevisionName"]
     platform.call(
@@ -161,11 +172,57 @@ def test_traffic_split_and_tags(platform):
         platform.service_url("split") + "/work", headers={"Knative-Serving-Tag": "nope"}
     )
     assert status == 404 and b"no traffic target tagged 'nope'" in body
-    traffic = service(platform, "split")["status"]["traffic"]
+    traffic = wait_for(
+        lambda: (t := service(platform, "split")["status"]["traffic"])[0].get("url") and t,
+        10,
+        0.1,
+        "the tag's URL",
+    )
+    tag_url = traffic[0].pop("url")
     assert traffic == [
         {"revisionName": first, "latestRevision": False, "percent": 30, "tag": "old"},
         {"revisionName": second, "latestRevision": True, "percent": 70},
     ]
+    assert tag_url != platform.service_url("split")
+    assert {get(tag_url + "/work")[1]["Knflow-Revision"] for _ in range(10)} == {first}
+
+
+def test_revision_switch_drains_requests_in_flight(platform):
+    url = platform.service_url("split")
+    platform.call(platform.serving.patch, "split", {"spec": {"traffic": None}})
+    old = service(platform, "split")["status"]["latestReadyRevisionName"]
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        calls = [pool.submit(get, url + "/work?sleep=1.5") for _ in range(3)]
+        time.sleep(0.5)
+        image = service(platform, "split")["spec"]["template"]["spec"]["containers"][0]["image"]
+        platform.call(
+            platform.serving.patch,
+            "split",
+            {
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "containers": [{"image": image, "env": [{"name": "V", "value": "3"}]}]
+                        }
+                    }
+                }
+            },
+        )
+        wait_for(
+            lambda: service(platform, "split")["status"]["latestReadyRevisionName"] != old,
+            60,
+            0.1,
+            "the new revision",
+        )
+        results = [c.result(30) for c in calls]
+    assert [r[0] for r in results] == [200] * 3
+    assert {json.loads(r[2])["revision"] for r in results} == {old}
+    wait_for(
+        lambda: stats(platform, "split")["revisions"][old]["replicas"] == 0,
+        10,
+        0.1,
+        "the unrouted revision to scale to zero",
+    )
 
 
 def test_worker_crash_mid_request_is_retried_on_another_replica(platform, tmp_path):
@@ -211,6 +268,30 @@ def test_replica_failing_readiness_gets_no_traffic(platform):
     assert sick not in pids and len(pids) == 1
 
 
+def test_replica_failing_liveness_is_replaced(platform):
+    url = platform.service_url("pair")
+    wait_for(lambda: stats(platform, "pair")["ready_replicas"] >= 1, 60, 0.1, "a replica")
+    before = stats(platform, "pair")["revisions"]["pair-00001"]["restarts"]
+    master = _master_of(json.loads(get(url + "/wedge")[2])["pid"])
+
+    def replaced():
+        rs = platform.serving.service("pair").revisions["pair-00001"].replicas
+        return master not in {r.pid for r in rs.replicas} and len(rs.active) == 2
+
+    wait_for(lambda: platform.call(replaced), 60, 0.2, "the wedged replica to be replaced")
+    assert stats(platform, "pair")["revisions"]["pair-00001"]["restarts"] == before + 1
+    assert get(url + "/work")[0] == 200
+
+
+def _master_of(worker_pid: int) -> int | None:
+    import psutil
+
+    try:
+        return psutil.Process(worker_pid).ppid()
+    except psutil.NoSuchProcess:
+        return None
+
+
 def test_revision_that_cannot_start_is_not_ready_with_the_reason(platform):
     def failed(name):
         cond = service(platform, name)["status"]["conditions"][0]
@@ -248,3 +329,47 @@ def test_scale_up_under_load_then_scale_to_zero(platform):
     assert peak[0] >= 3  # 4 concurrent callers, target 1 per replica
     assert set(codes) == {200}  # nothing dropped while scaling
     wait_for(lambda: stats(platform, "scaler")["replicas"] == 0, 30, 0.25, "scale to zero")
+
+
+def test_stop_with_a_request_longer_than_the_drain_leaves_no_process(tmp_path):
+    import psutil
+
+    image = probe_bundle(tmp_path / "bundle")
+    pipeline = parse_spec(
+        spec_text(f"""\
+    - name: long
+      function: echo
+      image: {image}
+    """),
+        "test.yaml",
+    )
+    platform = Platform(pipeline, tmp_path / "data", tick=0.25, broker=False).start()
+    url = platform.service_url("long")
+    wait_for(lambda: get(url + "/work")[0] == 200, 60, 0.2, "a ready replica")
+    group = platform.call(
+        lambda: platform.serving.service("long").revisions["long-00001"].replicas.ready[0].pid
+    )
+    result = {}
+    caller = threading.Thread(target=lambda: result.update(r=get(url + "/work?sleep=60")))
+    caller.start()
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    platform.stop(drain=1.0)
+    assert time.monotonic() - t0 < 15
+    caller.join(10)
+    assert not caller.is_alive()  # answered or cut off, never left hanging
+    if "r" in result:
+        assert result["r"][0] in (502, 503)
+    leftovers = [
+        p
+        for p in psutil.process_iter(["pid", "status"])
+        if _pgid(p.pid) == group and p.info["status"] != psutil.STATUS_ZOMBIE  # reaped by init
+    ]
+    assert leftovers == []
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
