@@ -212,7 +212,7 @@ def main() -> int:
     phase_s, cell_s = (12.0, 3.0) if args.quick else (20.0, 5.0)
     low, high = 1, 4
     targets = [1, 2, 4, DEFAULT_TARGET]
-    reward = Reward(slo_ms=2000.0, latency_weight=1.0, replica_cost=0.25)
+    reward = Reward(slo_ms=2000.0, latency_weight=1.0, replica_cost=0.25, switch_cost=1.0)
     OUT.mkdir(parents=True, exist_ok=True)
 
     with tempfile.TemporaryDirectory(prefix="knflow-split-bench-") as tmp:
