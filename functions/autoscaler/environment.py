@@ -3,7 +3,7 @@
 A sweep measures, for each link setting, traffic level (concurrent clients) and concurrency
 target, the throughput, the p95 latency and the replicas used. Throughput saturates
 exponentially with traffic (`a*(1 - exp(-c/b))`) and latency grows exponentially
-(`l0 + l1*exp(k*c)`), so each (link, target) series is fitted with those curves by
+(`l0*exp(k*c)`), so each (link, target) series is fitted with those curves by
 `scipy.optimize.curve_fit`; the environment then answers for any traffic level, not only the
 measured ones, and smooths measurement noise.
 """
@@ -91,8 +91,8 @@ def saturating(c: np.ndarray, a: float, b: float) -> np.ndarray:
     return a * (1.0 - np.exp(-c / b))
 
 
-def exp_growth(c: np.ndarray, l0: float, l1: float, k: float) -> np.ndarray:
-    return l0 + l1 * np.exp(k * c)
+def exp_growth(c: np.ndarray, l0: float, k: float) -> np.ndarray:
+    return l0 * np.exp(k * c)
 
 
 @dataclass
@@ -121,7 +121,7 @@ def fit(kind: str, xs: Sequence[float], ys: Sequence[float]) -> Curve:
     order = np.argsort(x)
     x, y = x[order], y[order]
     fallback = Curve("interp", [], x.tolist(), y.tolist())
-    if len(set(x.tolist())) < (2 if kind == "saturating" else 3):
+    if len(set(x.tolist())) < 2:
         return fallback
     try:
         with warnings.catch_warnings():
@@ -133,14 +133,9 @@ def fit(kind: str, xs: Sequence[float], ys: Sequence[float]) -> Curve:
                 )
             else:
                 k0 = math.log(max(y[-1], 1e-6) / max(y[0], 1e-6)) / max(x[-1] - x[0], 1e-6)
-                p0 = [max(y.min() * 0.5, 1e-6), max(y.min() * 0.5, 1e-6), max(k0, 1e-3)]
+                p0 = [max(y[0] * math.exp(-k0 * x[0]), 1e-6), min(max(k0, -5.0), 5.0)]
                 params, _ = curve_fit(
-                    exp_growth,
-                    x,
-                    y,
-                    p0=p0,
-                    bounds=([0, 0, 0], [np.inf, np.inf, 5.0]),
-                    maxfev=5000,
+                    exp_growth, x, y, p0=p0, bounds=([0, -5.0], [np.inf, 5.0]), maxfev=5000
                 )
     except (RuntimeError, ValueError):
         return fallback
