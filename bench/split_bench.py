@@ -204,12 +204,20 @@ def run_schedule(
     return result
 
 
+def _latency_line(size: int, lat: dict[str, float]) -> str:
+    return (
+        f"batch-1 latency at {size}px: split A->B {lat['split_ms']:.1f} ms, "
+        f"unsplit {lat['unsplit_ms']:.1f} ms, ratio {lat['ratio']:.3f}x (goal <= 1.25x)"
+    )
+
+
 def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the platform on kill too
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter phases and sweep")
     parser.add_argument("--sweep", type=Path, help="reuse a sweep CSV instead of measuring")
     parser.add_argument("--latency-size", type=int, default=112, help="image size for part 1")
+    parser.add_argument("--latency-only", action="store_true", help="part 1 only")
     args = parser.parse_args()
     phase_s, cell_s = (12.0, 3.0) if args.quick else (20.0, 5.0)
     low, high = 1, 4
@@ -227,6 +235,9 @@ def main() -> int:
 
             print(f"\n[1] batch-1 latency at {args.latency_size}x{args.latency_size} ...")
             lat = latency_ratio(a_url, args.latency_size, 12 if args.quick else 25)
+            if args.latency_only:
+                print(_latency_line(args.latency_size, lat))
+                return 0
 
             headers, body = encode(torch.rand(1, 3, 64, 64))
             if args.sweep:
@@ -287,10 +298,7 @@ def main() -> int:
             ]
 
     print("\n=== split ResNet-50 benchmark ===")
-    print(
-        f"batch-1 latency at {args.latency_size}px: split A->B {lat['split_ms']:.1f} ms, "
-        f"unsplit {lat['unsplit_ms']:.1f} ms, ratio {lat['ratio']:.3f}x (goal <= 1.25x)"
-    )
+    print(_latency_line(args.latency_size, lat))
     print(f"policy settles on: {policy.table()}")
     print(f"\n{'strategy':<12} {'req/s':>8} {'p95 ms':>8} {'replica-s':>10} {'reward':>8}")
     for r in runs:
