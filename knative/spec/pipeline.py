@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
-
 import yaml
 
 from .schema import (
@@ -18,6 +16,7 @@ from .schema import (
     Schema,
     Seq,
     Str,
+    did_you_mean,
     duration,
 )
 
@@ -58,9 +57,8 @@ class Annotations(Schema):
             name = str(key.value)
             short = name.removeprefix(AUTOSCALING_PREFIX)
             if short != name and short not in AUTOSCALING_KEYS:
-                hint = difflib.get_close_matches(short, AUTOSCALING_KEYS, n=1)
-                suffix = f" (did you mean '{AUTOSCALING_PREFIX}{hint[0]}'?)" if hint else ""
-                ctx.report(key, f"unknown annotation '{name}'{suffix}")
+                hint = did_you_mean(short, AUTOSCALING_KEYS, AUTOSCALING_PREFIX)
+                ctx.report(key, f"unknown annotation '{name}'", hint)
             Str(numbers_ok=True).check(value, ctx.at(name))
 
 

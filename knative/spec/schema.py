@@ -39,11 +39,13 @@ class Ctx:
     def owned_by(self, owner: str) -> Ctx:
         return Ctx(owner, (), self.problems)
 
-    def report(self, node: yaml.Node, message: str) -> None:
+    def report(self, node: yaml.Node, message: str, hint: str = "") -> None:
+        """Record a problem; `hint` (e.g. a spelling suggestion) goes after the location."""
         where = f" in {self.owner}" if self.owner else ""
         if self.path:
             where += f" ({'.'.join(self.path)})"
-        self.problems.append(Problem(node.start_mark.line + 1, f"{message}{where}"))
+        hint = f" ({hint})" if hint else ""
+        self.problems.append(Problem(node.start_mark.line + 1, f"{message}{where}{hint}"))
 
 
 class Schema:
@@ -189,9 +191,7 @@ class Obj(Schema):
             present.add(name)
             schema = self.fields.get(name)
             if schema is None:
-                hint = difflib.get_close_matches(name, self.fields, n=1)
-                suffix = f" (did you mean '{hint[0]}'?)" if hint else ""
-                ctx.report(key, f"unknown field '{name}'{suffix}")
+                ctx.report(key, f"unknown field '{name}'", did_you_mean(name, self.fields))
                 continue
             schema.check(value, ctx.at(name))
         for name in self.required:
@@ -225,6 +225,12 @@ class Lazy(Schema):
 
     def check(self, node: yaml.Node, ctx: Ctx) -> None:
         self.get().check(node, ctx)
+
+
+def did_you_mean(name: str, known, prefix: str = "") -> str:
+    """A spelling suggestion for an unknown name, or "" when nothing is close."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"did you mean '{prefix}{close[0]}'?" if close else ""
 
 
 def _check_duplicate_keys(node: yaml.MappingNode, ctx: Ctx) -> None:
