@@ -14,8 +14,8 @@ from pathlib import Path
 
 import requests
 import torch
-
 from conftest import knflow_env
+
 from eventing import types
 from eventing.events import new_event
 

@@ -43,7 +43,7 @@ def test_digits_are_real_resized_and_split_the_same_way_every_time():
     a, b = digits_dataset(), digits_dataset()
     assert a.train_x.shape[1:] == (1, 28, 28) and len(a.train_y) + len(a.test_y) == 1797
     assert torch.equal(a.test_y, b.test_y) and torch.equal(a.test_x, b.test_x)
-    assert 0.0 <= float(a.train_x.min()) and float(a.train_x.max()) <= 1.0
+    assert float(a.train_x.min()) >= 0.0 and float(a.train_x.max()) <= 1.0
     assert set(a.test_y.tolist()) == set(range(10))  # stratified: every class held out
 
 
