@@ -138,6 +138,7 @@ class Journal:
                     os.close(self._fd)
                     self._active += 1
                     self._open_segment()
+                    self._drop_finished_prefix()
                 for w in waiters:
                     if not w.done():
                         w.set_result(None)

@@ -21,7 +21,6 @@ import binascii
 import contextlib
 import errno
 import fcntl
-import hashlib
 import io
 import json
 import mimetypes
@@ -46,7 +45,8 @@ from .base import (
     Progress,
     StoreError,
 )
-from .files import copy_stream, fsync_dir, seal, staged
+from .etag import FileEtag, etag_of_file
+from .files import copy_stream, fsync_dir, kernel_copy, seal, staged
 from .notifications import CREATED_PUT, REMOVED_DELETE, NotificationLog, make_record
 
 STATE_DIR = ".store"
@@ -172,11 +172,24 @@ class LocalStore(ObjectStore):
         self._bucket_dir(bucket)
         user_meta = keys.check_metadata(metadata)
         content_type = content_type or guess_type(key)
-        md5 = hashlib.md5(usedforsecurity=False)
         with staged(self.tmp, "put") as (f, tmp), _source(body) as src:
-            copy_stream(src, f, progress, md5)
-            st = seal(f)
-            meta = {"etag": md5.hexdigest(), "contentType": content_type, "metadata": user_meta}
+            etag = FileEtag(f.fileno(), _remaining(src))
+
+            def written(total: int) -> None:
+                f.flush()
+                etag.advance(total)
+                if progress is not None:
+                    progress(total)
+
+            try:
+                size = kernel_copy(src, f, written)
+                if size is None:
+                    size = copy_stream(src, f, written)
+                st = seal(f)  # the fsync overlaps the tail of the hashing
+                digest = etag.finish(size)
+            finally:
+                etag.abort()
+            meta = {"etag": digest, "contentType": content_type, "metadata": user_meta}
             with self.lock(bucket, key):
                 self._commit(tmp, bucket, key)
                 record = make_record(
@@ -287,7 +300,7 @@ class LocalStore(ObjectStore):
         if meta is None:  # copied in by another program and not adopted yet: hash it now
             with self.open(bucket, key) as f:
                 st = os.fstat(f.fileno())
-                meta = {"etag": file_md5(f)}
+                meta = {"etag": etag_of_file(f)}
         return self._info(bucket, key, st, meta)
 
     def _stat(self, bucket: str, key: str) -> os.stat_result:
@@ -368,36 +381,22 @@ class LocalStore(ObjectStore):
     def _read_into(self, bucket: str, key: str, dst: BinaryIO, progress: Progress | None) -> None:
         """Download fast path: the kernel copies file to file (no bytes through Python)."""
         with self.open(bucket, key) as src:
-            _kernel_copy(src, dst, progress)
+            if kernel_copy(src, dst, progress) is None:
+                copy_stream(src, dst, progress)
 
 
 def _is_file(st: os.stat_result) -> bool:
     return stat.S_ISREG(st.st_mode)
 
 
-def file_md5(f: BinaryIO) -> str:
-    """MD5 hex of a stream, read in chunks (S3's single-part etag)."""
-    md5 = hashlib.md5(usedforsecurity=False)
-    copy_stream(f, _NullSink(), hasher=md5)
-    return md5.hexdigest()
-
-
-class _NullSink:
-    def write(self, data: bytes | memoryview) -> int:
-        return len(data)
-
-
-def _kernel_copy(src: BinaryIO, dst: BinaryIO, progress: Progress | None) -> None:
-    dst.flush()
-    total = 0
-    out = dst.fileno()
-    while True:
-        n = os.copy_file_range(src.fileno(), out, 8 << 20)
-        if not n:
-            return
-        total += n
-        if progress is not None:
-            progress(total)
+def _remaining(src: BinaryIO) -> int | None:
+    """Bytes left in a seekable source (picks the hashing plan); None when unknown."""
+    try:
+        if isinstance(src, io.BytesIO):
+            return len(src.getbuffer()) - src.tell()
+        return os.fstat(src.fileno()).st_size - src.tell()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return None
 
 
 @contextlib.contextmanager

@@ -32,10 +32,9 @@ from .base import (
     Progress,
     StoreError,
 )
+from .etag import MULTIPART_THRESHOLD, PART_SIZE
 from .local import guess_type
 
-MULTIPART_THRESHOLD = 64 << 20  # objects above this move as multipart uploads/downloads
-PART_SIZE = 16 << 20
 _MISSING_OBJECT = {"NoSuchKey", "404", "NotFound"}
 _MISSING_BUCKET = {"NoSuchBucket"}
 
@@ -76,10 +75,9 @@ class S3Store(ObjectStore):
                 max_pool_connections=16,
             ),
         )
+        # boto3's defaults, shared with the local store's etags (see storage.etag).
         self.transfer = transfer or TransferConfig(
-            multipart_threshold=MULTIPART_THRESHOLD,
-            multipart_chunksize=PART_SIZE,
-            max_concurrency=4,
+            multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=PART_SIZE
         )
 
     def __repr__(self) -> str:
@@ -135,18 +133,18 @@ class S3Store(ObjectStore):
             "ContentType": content_type or guess_type(key),
             "Metadata": keys.check_metadata(metadata),
         }
+        size = _size_of(body)
         with self._errors(bucket, key):
-            if isinstance(body, bytes | bytearray | memoryview) and len(body) < (
-                self.transfer.multipart_threshold
-            ):
-                # One request; the response's ETag saves a HEAD.
-                reply = self.client.put_object(Bucket=bucket, Key=key, Body=bytes(body), **extra)
+            if size is not None and size < self.transfer.multipart_threshold:
+                # One request, whose reply carries the ETag: no HEAD needed.
+                with _opened(body) as payload:
+                    reply = self.client.put_object(Bucket=bucket, Key=key, Body=payload, **extra)
                 if progress is not None:
-                    progress(len(body))
+                    progress(size)
                 return ObjectInfo(
                     bucket,
                     key,
-                    len(body),
+                    size,
                     reply["ETag"].strip('"'),
                     extra["ContentType"],
                     extra["Metadata"],
@@ -154,23 +152,19 @@ class S3Store(ObjectStore):
                 )
             callback = _Counter(progress) if progress is not None else None
             if isinstance(body, Path):
-                try:
-                    f = open(body, "rb")  # noqa: SIM115 - closed by the with below
-                except OSError as exc:
-                    raise StoreError(f"cannot read {body}: {exc.strerror}") from None
-            elif isinstance(body, bytes | bytearray | memoryview):
-                f = io.BytesIO(body)
-            else:
-                f = contextlib.nullcontext(body)
-            with f as stream:
-                self.client.upload_fileobj(
-                    stream,
-                    bucket,
-                    key,
-                    ExtraArgs=extra,
-                    Config=self.transfer,
-                    Callback=callback,
+                self.client.upload_file(
+                    str(body), bucket, key, ExtraArgs=extra, Config=self.transfer, Callback=callback
                 )
+            else:
+                with _opened(body) as stream:
+                    self.client.upload_fileobj(
+                        stream,
+                        bucket,
+                        key,
+                        ExtraArgs=extra,
+                        Config=self.transfer,
+                        Callback=callback,
+                    )
         return self.head(bucket, key)
 
     def open(self, bucket: str, key: str) -> BinaryIO:
@@ -255,6 +249,33 @@ class S3Store(ObjectStore):
                 Config=self.transfer,
                 Callback=_Counter(progress) if progress is not None else None,
             )
+
+
+def _size_of(body: Body) -> int | None:
+    if isinstance(body, bytes | bytearray | memoryview):
+        return len(body)
+    if isinstance(body, Path):
+        try:
+            return body.stat().st_size
+        except OSError as exc:
+            raise StoreError(f"cannot read {body}: {exc.strerror}") from None
+    return None
+
+
+@contextlib.contextmanager
+def _opened(body: Body) -> Iterator[BinaryIO]:
+    """A stream boto3 can send: bytes wrapped, a Path opened (and closed), a stream as is."""
+    if isinstance(body, Path):
+        try:
+            f = open(body, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise StoreError(f"cannot read {body}: {exc.strerror}") from None
+        with f:
+            yield f
+    elif isinstance(body, bytes | bytearray | memoryview):
+        yield io.BytesIO(body)
+    else:
+        yield body
 
 
 class _Counter:

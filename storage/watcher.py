@@ -20,7 +20,8 @@ from pathlib import Path
 
 from . import keys
 from .base import InvalidKey
-from .local import LocalStore, file_md5, guess_type
+from .etag import etag_of_file
+from .local import LocalStore, guess_type
 from .notifications import CREATED_PUT, REMOVED_DELETE, make_record
 
 log = logging.getLogger(__name__)
@@ -29,13 +30,14 @@ Signature = tuple[int, int, int]  # size, mtime_ns, inode
 
 
 class FolderWatcher:
-    """Periodic scanner of a LocalStore's bucket folders (all buckets when `buckets` is None)."""
+    """Periodic scanner of a LocalStore's bucket folders (every bucket when `buckets` is None
+    or empty, as in a spec source without a bucket list)."""
 
     def __init__(
         self, store: LocalStore, buckets: Iterable[str] | None = None, interval: float = 1.0
     ):
         self.store = store
-        self.buckets = None if buckets is None else [keys.check_bucket(b) for b in buckets]
+        self.buckets = [keys.check_bucket(b) for b in buckets or ()] or None
         self.interval = interval
         self._seen: dict[tuple[str, str], Signature] = {}
         self._warned: set[tuple[str, str]] = set()
@@ -99,7 +101,7 @@ class FolderWatcher:
         path = self.store.data_path(bucket, key)
         try:
             with open(path, "rb") as f:
-                etag = file_md5(f)
+                etag = etag_of_file(f)
                 st = os.fstat(f.fileno())
         except OSError:
             return None

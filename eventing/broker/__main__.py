@@ -93,6 +93,7 @@ async def _serve(broker: Broker, sock: socket.socket, max_body: int, address: Pa
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("stopping: flushing the journal")
+    broker.feed.close()  # end `events tail -f` streams, or cleanup would wait for them
     await runner.cleanup()
     await broker.stop()
     if (read_address(address) or {}).get("pid") == os.getpid():

@@ -6,7 +6,8 @@ panic estimate reaches `panic-threshold-percentage` (200 %) of the ready replica
 panics: it scales on the panic window and never scales down until a whole stable window has
 passed without reaching the threshold. Each step is bounded by `max-scale-up-rate` x
 ready and ready / `max-scale-down-rate`; `scale-down-delay` holds the highest recommendation of
-that long; the result is clamped to `min-scale`/`max-scale`. A revision goes to zero only after a
+that long; the result is clamped to `min-scale`/`max-scale` (and, above zero, to at least
+`activation-scale`). A revision goes to zero only after a
 stable window without requests plus `scale-to-zero-pod-retention-period`.
 This follows knative.dev/serving pkg/autoscaler/scaling/autoscaler.go, with `tick`-long buckets.
 """
@@ -38,6 +39,7 @@ class ScalingSpec:
     initial_scale: int = 1
     retention: float = 0.0
     scale_down_delay: float = 0.0
+    activation_scale: int = 1  # replicas to start when scaling from zero
 
     @property
     def target_value(self) -> float:
@@ -68,6 +70,7 @@ class ScalingSpec:
             initial_scale=int(svc.autoscaling("initial-scale")),
             retention=_seconds(svc.autoscaling("scale-to-zero-pod-retention-period")),
             scale_down_delay=_seconds(svc.autoscaling("scale-down-delay")),
+            activation_scale=int(svc.annotations.get(AUTOSCALING_PREFIX + "activation-scale", 1)),
         )
 
 
@@ -98,6 +101,8 @@ class KPA:
 
     def average(self, now: float, window: float) -> float | None:
         values = [v for t, v in self.samples if t > now - window]
+        if not values and self.samples:  # a window shorter than a tick: the latest sample
+            values = [self.samples[-1][1]]
         return sum(values) / len(values) if values else None
 
     def decide(self, now: float, ready: int) -> Decision | None:
@@ -140,6 +145,8 @@ class KPA:
         if not routed:
             return 0
         desired = max(desired, spec.min_scale)
+        if desired > 0:
+            desired = max(desired, spec.activation_scale)
         if spec.max_scale > 0:
             desired = min(desired, spec.max_scale)
         if desired == 0 and current > 0 and idle_for < spec.stable_window + spec.retention:

@@ -24,12 +24,21 @@ from ..spec import Pipeline
 from .autoscaler import KPA, Decision, ScalingSpec
 from .bundles import BundleError, is_bundle, load_bundle
 from .meter import Meter
-from .objects import Invalid, apply_patch, condition, revision_object, template_object, timestamp
+from .objects import (
+    Invalid,
+    apply_patch,
+    condition,
+    revision_object,
+    scaling_problems,
+    template_object,
+    timestamp,
+)
 from .replicas import ReplicaSet
 from .revisions import NOT_READY, READY, UNKNOWN, Revision, RevisionStore, ServiceState
 from .router import Router
 from .traffic import DEFAULT, Split, resolve
 from .traffic import validate as validate_traffic
+from .upstream import Upstream
 
 log = logging.getLogger("knflow.serving")
 REPO = Path(__file__).resolve().parents[2]
@@ -77,7 +86,9 @@ class RevisionRuntime:
     def activate(self) -> None:
         """A request is waiting: scale from zero now instead of at the next tick (activator)."""
         if not self.broken and self.replicas.desired == 0:
-            self.replicas.scale(max(1, self.spec.min_scale))
+            spec = self.spec
+            wanted = max(1, spec.min_scale, spec.activation_scale)
+            self.replicas.scale(min(wanted, spec.max_scale) if spec.max_scale else wanted)
 
     def tick(self, now: float, routed: bool) -> None:
         self.kpa.record(now, self.meter.sample())
@@ -93,7 +104,7 @@ class RevisionRuntime:
                 self.holding = False
             else:
                 want = max(want, self.spec.initial_scale)
-        if self.meter.in_flight and want == 0:
+        if self.replicas.waiting and want == 0:
             want = 1
         self.replicas.scale(want)
 
@@ -134,7 +145,8 @@ class ServiceRuntime:
     def __init__(self, engine: Serving, state: ServiceState) -> None:
         self.engine, self.state, self.name = engine, state, state.name
         self.revisions: dict[str, RevisionRuntime] = {}
-        self.router = Router(self, engine.http)
+        self.router = Router(self, engine.upstream)
+        self.tag_routers: dict[str, Router] = {}
         self.split = Split([])
 
     @property
@@ -155,6 +167,22 @@ class ServiceRuntime:
 
     def rebuild(self) -> None:
         self.split = Split(resolve(self.state.traffic, self.latest_ready()))
+        if set(self.split.tags) != set(self.tag_routers):
+            asyncio.get_running_loop().create_task(self.sync_tags())
+
+    async def sync_tags(self) -> None:
+        """Give each tag its own URL (Knative: `tag-service.ns.domain`), drop removed ones."""
+        for tag in set(self.split.tags) - set(self.tag_routers):
+            router = self.tag_routers[tag] = Router(self, self.engine.upstream, tag)
+            key = f"{self.name}#{tag}"
+            self.engine.ports[key] = await router.listen(int(self.engine.ports.get(key, 0)))
+        for tag in set(self.tag_routers) - set(self.split.tags):
+            await self.tag_routers.pop(tag).close()
+        self.engine.save_ports()
+
+    def tag_url(self, tag: str) -> str | None:
+        router = self.tag_routers.get(tag)
+        return f"http://127.0.0.1:{router.port}" if router is not None and router.port else None
 
     def route(self, tag: str | None) -> RevisionRuntime | None:
         name = self.split.pick(tag)
@@ -208,6 +236,8 @@ class ServiceRuntime:
             }
             if t.tag:
                 entry["tag"] = t.tag
+                if url := self.tag_url(t.tag):
+                    entry["url"] = url
             traffic_status.append(entry)
         return {
             "apiVersion": "serving.knative.dev/v1",
@@ -226,7 +256,7 @@ class ServiceRuntime:
                 "observedGeneration": state.generation,
                 "url": self.url,
                 "address": {"url": self.url},
-                "conditions": [config_cond, ready_cond, route_cond],
+                "conditions": [ready_cond, config_cond, route_cond],
                 "latestCreatedRevisionName": latest.name,
                 "latestReadyRevisionName": latest_ready,
                 "traffic": traffic_status,
@@ -248,6 +278,7 @@ class ServiceRuntime:
                 "observed_panic": round(rev.decision.panic, 3) if rev.decision else 0.0,
                 "panicking": bool(rev.decision and rev.decision.panicking),
                 "restarts": rs.restarts,
+                "endpoints": [r.url for r in rs.ready],
             }
         latest = self.revisions[self.state.latest.name]
         return {
@@ -283,20 +314,23 @@ class Serving:
         self.log_dir = self.root / "logs"
         self.services: dict[str, ServiceRuntime] = {}
         self.store = RevisionStore(self.data_dir)
-        self.http: aiohttp.ClientSession | None = None
+        self.http: aiohttp.ClientSession | None = None  # readiness probes
+        self.upstream = Upstream()  # forwarded requests
+        self.ports_file = self.root / "ports.json"
+        self.ports: dict[str, int] = (
+            json.loads(self.ports_file.read_text()) if self.ports_file.exists() else {}
+        )
         self._ticker: asyncio.Task | None = None
 
     async def start(self) -> None:
         self.http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60),
-            auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
         )
-        ports_file = self.root / "ports.json"
-        ports = json.loads(ports_file.read_text()) if ports_file.exists() else {}
+        ports = self.ports
         for svc in self.pipeline.services:
             state, new = self.store.apply(svc)
-            problems = validate_traffic(state.traffic, [r.name for r in state.revisions])
+            problems = scaling_problems(state.template, svc.name)
+            problems += validate_traffic(state.traffic, [r.name for r in state.revisions])
             if problems:
                 raise ServingError(f"service {svc.name!r}: {'; '.join(problems)}")
             srt = ServiceRuntime(self, state)
@@ -305,17 +339,24 @@ class Serving:
             srt.rebuild()
             self.services[svc.name] = srt
             ports[svc.name] = await srt.router.listen(int(ports.get(svc.name, 0)))
-        ports_file.write_text(json.dumps(ports))
+        self.save_ports()
         self._ticker = asyncio.get_running_loop().create_task(self._tick_loop())
+
+    def save_ports(self) -> None:
+        """Ports are re-used at the next start, so service URLs stay the same across restarts."""
+        self.ports_file.write_text(json.dumps(self.ports))
 
     async def stop(self, drain: float = 30.0) -> None:
         """Stop taking requests, answer those in flight, then stop every replica."""
         if self._ticker is not None:
             self._ticker.cancel()
-        await asyncio.gather(*(s.router.close(drain) for s in self.services.values()))
+        routers = [s.router for s in self.services.values()]
+        routers += [r for s in self.services.values() for r in s.tag_routers.values()]
+        await asyncio.gather(*(r.close(drain) for r in routers))
         await asyncio.gather(
             *(r.replicas.close() for s in self.services.values() for r in s.revisions.values())
         )
+        self.upstream.close()
         if self.http is not None:
             await self.http.close()
 

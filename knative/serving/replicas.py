@@ -99,6 +99,11 @@ class ReplicaSet:
         return [r for r in self.replicas if r.state in (STARTING, READY, UNREADY)]
 
     @property
+    def waiting(self) -> int:
+        """Requests held because no replica has room (the activator's buffer)."""
+        return len(self._waiters)
+
+    @property
     def ready(self) -> list[Replica]:
         return [r for r in self.replicas if r.state == READY]
 
@@ -108,11 +113,12 @@ class ReplicaSet:
         self.desired = desired
         self._wake.set()
 
-    async def acquire(self, timeout: float) -> Replica:
-        """A ready replica with room for one more request; waits (buffers) while there is none."""
+    async def acquire(self, timeout: float, avoid: Replica | None = None) -> Replica:
+        """A ready replica with room for one more request; waits (buffers) while there is none.
+        `avoid` (one that just failed this request) is taken only when no other has room."""
         deadline = time.monotonic() + timeout
         while True:
-            replica = self._pick()
+            replica = self._pick(avoid)
             if replica is not None:
                 replica.in_flight += 1
                 return replica
@@ -151,14 +157,16 @@ class ReplicaSet:
         self._notify()
 
     # ---- internals ------------------------------------------------------------------------
-    def _pick(self) -> Replica | None:
-        best = None
+    def _pick(self, avoid: Replica | None = None) -> Replica | None:
+        best = fallback = None
         for r in self.replicas:
             if r.state != READY or (self.concurrency and r.in_flight >= self.concurrency):
                 continue
-            if best is None or r.in_flight < best.in_flight:
+            if r is avoid:
+                fallback = r
+            elif best is None or r.in_flight < best.in_flight:
                 best = r
-        return best
+        return best or fallback
 
     def _notify(self) -> None:
         while self._waiters:
@@ -279,7 +287,7 @@ class ReplicaSet:
                 await self._terminate(replica)
                 return
             else:
-                await asyncio.sleep(STARTUP_POLL if status is None else 0.05)
+                await asyncio.sleep(STARTUP_POLL)
         while replica.state in (READY, UNREADY):
             await asyncio.sleep(PROBE_PERIOD)
             status, _ = await _get(self.http, url, timeout)

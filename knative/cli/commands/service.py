@@ -174,8 +174,8 @@ def run_update(args: argparse.Namespace) -> int:
             2,
         )
     before = current["status"].get("latestCreatedRevisionName")
-    print(f"Updating Service '{args.name}' in namespace '{current['metadata']['namespace']}':")
     updated = control.patch_service(args.name, patch)
+    print(f"Updating Service '{args.name}' in namespace '{current['metadata']['namespace']}':")
     latest = updated["status"]["latestCreatedRevisionName"]
     if latest != before and not args.no_wait:
         updated = _wait_ready(control, args.name, latest, args.wait_timeout)
