@@ -133,3 +133,12 @@ def runtime(
             os.killpg(proc.pid, 9)
             proc.wait()
         log.close()
+
+
+def torch_save_bytes_for_upload() -> bytes:
+    """What `torch.save(state_dict, "model.pt")` writes: a zip of pickles."""
+    import io
+
+    buffer = io.BytesIO()
+    torch.save({"fc.weight": torch.ones(10, 512)}, buffer)
+    return buffer.getvalue()

@@ -3,7 +3,6 @@ and Kaniko Job backends, and the canary rollout against the real embedded servin
 
 from __future__ import annotations
 
-import io
 import json
 import pickle
 import threading
@@ -11,8 +10,7 @@ import time
 
 import pytest
 import requests
-import torch
-from lifecycle_helpers import exported, object_event
+from lifecycle_helpers import exported, object_event, torch_save_bytes_for_upload
 
 from builders import (
     ControlAPI,
@@ -35,18 +33,12 @@ from storage import open_store
 
 
 # ---- validation ----------------------------------------------------------------------------------
-def torch_save_bytes() -> bytes:
-    buffer = io.BytesIO()
-    torch.save({"w": torch.ones(2)}, buffer)
-    return buffer.getvalue()
-
-
 @pytest.mark.parametrize(
     "make, message",
     [
         (lambda: pickle.dumps({"w": [1.0, 2.0]}), "is a Python pickle: refused"),
         (lambda: pickle.dumps([1], protocol=0), "is a Python pickle: refused"),
-        (torch_save_bytes, "torch.save/pickle zip archive: refused"),
+        (torch_save_bytes_for_upload, "torch.save/pickle zip archive: refused"),
         (lambda: b"\x00garbage" * 50, "not a model knflow can serve"),
         (lambda: exported(trained=False)["digits/1/model.onnx"][:5000], "not a valid ONNX"),
         (lambda: b"", "empty"),
@@ -240,7 +232,7 @@ def test_pickled_upload_is_refused_and_the_old_revision_keeps_serving(platform):
     api = ControlAPI.discover(data)
     serving = max(current_split(api).items(), key=lambda kv: kv[1])[0]
     store = open_store(f"file://{data}")
-    store.put("models", "digits.pt", torch_save_bytes())
+    store.put("models", "digits.pt", torch_save_bytes_for_upload())
     builder = new()
     builder.start(
         FunctionConfig(
