@@ -59,7 +59,7 @@ def test_training_spec_to_canary_to_served_digits_and_refused_uploads(tmp_path, 
     lifecycle_spec(tmp_path / "knflow.yaml")
     with Platform(load_spec(tmp_path / "knflow.yaml"), data_dir) as platform:
         api = ControlAPI.discover(data_dir)
-        first = api.service("predict")["status"]["latestReadyRevisionName"] or "predict-00001"
+        (first,) = split(api)
         store = open_store(f"file://{data_dir}")
         described: list[str] = []
         stop = threading.Event()
