@@ -95,7 +95,6 @@ class TrainFunction:
             raise BadInput(f"training spec {key} is not valid JSON/YAML: {exc}") from None
         if not isinstance(doc, dict):
             raise BadInput(f"training spec {key} must be a mapping of parameters")
-        doc.setdefault("data", {}) if isinstance(doc.get("data"), dict) else None
         if isinstance(doc.get("data"), dict):
             doc["data"].setdefault("bucket", bucket)
         log.info("training spec %s/%s: %s", bucket, key, json.dumps(doc, default=str))
