@@ -93,10 +93,10 @@ def test_training_spec_to_canary_to_served_digits_and_refused_uploads(tmp_path, 
         data = digits_dataset()
         url = platform.service_url("predict")
         labels = []
-        for i in range(0, len(data.test_y), 180):
+        for i in range(0, len(data.test_y), 60):  # bodies stay under the 1 MiB limit
             resp = requests.post(
                 f"{url}/v2/models/digits/infer",
-                json=request_body(data.test_x[i : i + 180].numpy()),
+                json=request_body(data.test_x[i : i + 60].numpy()),
                 timeout=120,
             )
             assert resp.status_code == 200, resp.text
