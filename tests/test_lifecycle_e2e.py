@@ -4,9 +4,11 @@ pickled and corrupt model uploads leave that revision at 100 % with the reason s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -16,6 +18,8 @@ from conftest import run_cli
 from lifecycle_helpers import torch_save_bytes_for_upload
 
 from builders import ControlAPI
+from eventing import types
+from eventing.http import data_json, events_from_http
 from functions.predict import request_body
 from functions.predict.v2 import output_array
 from functions.train import digits_dataset
@@ -25,16 +29,57 @@ from storage import open_store
 LIFECYCLE = {"train", "export", "predict", "builder", "dead-letters"}
 
 
-def lifecycle_spec(path) -> None:
-    """The shipped pipeline, cut down to the lifecycle's services, triggers and store source."""
+def lifecycle_spec(path, display: str) -> None:
+    """The shipped pipeline, cut down to the lifecycle's services, triggers and store source,
+    plus a Trigger sending revision events to an event display (as `kn` users would)."""
     doc = yaml.safe_load(default_spec_path().read_text())
     doc["services"] = [s for s in doc["services"] if s["name"] in LIFECYCLE]
     doc["triggers"] = [t for t in doc["triggers"] if t["subscriber"]["ref"]["name"] in LIFECYCLE]
+    doc["triggers"].append(
+        {
+            "name": "revision-events",
+            "filters": [{"prefix": {"type": "dev.knflow.revision."}}],
+            "subscriber": {"uri": display},
+        }
+    )
     doc["sources"] = [s for s in doc["sources"] if s["kind"] == "store"]
     for svc in doc["services"]:
         if svc["name"] == "builder":  # hold the canary long enough for a CLI to look at it
             svc["config"]["canary_seconds"] = 12
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+class EventDisplay:
+    """A CloudEvents sink on loopback that keeps what it receives (like Knative's event-display)."""
+
+    def __init__(self) -> None:
+        self.events: list = []
+        display = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                display.events.extend(events_from_http(dict(self.headers), body))
+                self.send_response(202)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def find(self, type: str, origin_part: str):
+        for event in list(self.events):
+            data = data_json(event)
+            if event.get_type() == type and origin_part in str(data.get("origin", "")):
+                return data
+        return None
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def split(api: ControlAPI) -> dict[str, int]:
@@ -56,8 +101,12 @@ def wait_for(what: str, check, timeout: float, every: float = 1.0):
 def test_training_spec_to_canary_to_served_digits_and_refused_uploads(tmp_path, data_dir):
     from knative.embedded import Platform
 
-    lifecycle_spec(tmp_path / "knflow.yaml")
-    with Platform(load_spec(tmp_path / "knflow.yaml"), data_dir) as platform:
+    display = EventDisplay()
+    lifecycle_spec(tmp_path / "knflow.yaml", display.url)
+    with (
+        contextlib.closing(display),
+        Platform(load_spec(tmp_path / "knflow.yaml"), data_dir) as platform,
+    ):
         api = ControlAPI.discover(data_dir)
         (first,) = split(api)
         store = open_store(f"file://{data_dir}")
@@ -89,6 +138,12 @@ def test_training_spec_to_canary_to_served_digits_and_refused_uploads(tmp_path, 
         watcher.join(10)
         assert described, "the canary split was never seen in `knflow service describe`"
         assert "candidate" in described[0]
+        ready = wait_for(
+            "revision.ready",
+            lambda: [e for e in display.events if e.get_type() == types.REVISION_READY],
+            30,
+        )
+        assert data_json(ready[0])["revision"] == revision
 
         data = digits_dataset()
         url = platform.service_url("predict")
@@ -112,7 +167,7 @@ def test_training_spec_to_canary_to_served_digits_and_refused_uploads(tmp_path, 
             store.put("models", key, body)
             failed = wait_for(
                 f"the revision.failed event for {key}",
-                lambda key=key: _failed_event(data_dir, key),
+                lambda key=key: display.find(types.REVISION_FAILED, key),
                 timeout=300,
                 every=2,
             )
@@ -123,29 +178,11 @@ def test_training_spec_to_canary_to_served_digits_and_refused_uploads(tmp_path, 
                 line for line in listing.stdout.splitlines() if line.startswith(failed["revision"])
             )
             assert "False" in row and "StartFailed" in row
-            as_yaml = run_cli("revision", "list", "-s", "predict", "-o", "yaml", data=data_dir)
-            assert reason in as_yaml.stdout
-
-
-def _failed_event(data_dir, key: str):
-    out = run_cli(
-        "events",
-        "tail",
-        "--type",
-        "dev.knflow.revision.failed",
-        "-n",
-        "50",
-        "-o",
-        "json",
-        data=data_dir,
-    )
-    for line in out.stdout.splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        event = entry.get("event", entry)
-        data = event.get("data") or {}
-        if isinstance(data, dict) and key in str(data.get("origin", "")):
-            return data
-    return None
+            as_json = run_cli("revision", "list", "-s", "predict", "-o", "json", data=data_dir)
+            (item,) = [
+                r
+                for r in json.loads(as_json.stdout)["items"]
+                if r["metadata"]["name"] == failed["revision"]
+            ]
+            ready = next(c for c in item["status"]["conditions"] if c["type"] == "Ready")
+            assert reason in ready["message"]
