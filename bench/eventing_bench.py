@@ -230,8 +230,17 @@ async def run(args: argparse.Namespace) -> None:
             f"{pct(lat, 0.5) - base50:>7.2f} ms  {pct(lat, 0.99) - base99:>7.2f} ms  "
             f"{cpu_us:>13.0f} us"
         )
+    out = REPO / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "eventing.csv", "w") as f:
+        f.write("path,triggers,events_per_s,p50_ms,p99_ms,broker_cpu_us_per_event\n")
+        f.write(f"direct,0,{direct_tp:.0f},{base50:.3f},{base99:.3f},\n")
+        for triggers, lat, tp, _, cpu_us in rows:
+            p50, p99 = pct(lat, 0.5), pct(lat, 0.99)
+            f.write(f"broker,{triggers},{tp:.0f},{p50:.3f},{p99:.3f},{cpu_us:.0f}\n")
     flat = rows[-1][2] / rows[0][2]
     print(f"\nthroughput with 100 triggers / with 1 trigger: {flat:.2f}")
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     rate_ok = min(r[2] for r in rows) >= 1000
     added_ok = max(pct(r[1], 0.5) - base50 for r in rows) <= 2
     print(

@@ -30,7 +30,7 @@ import aiohttp
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "out"
-COLD = 5  # services cold-started once each
+COLD = 8  # services cold-started once each
 CE = {
     "ce-id": "1",
     "ce-source": "/bench",
@@ -196,6 +196,7 @@ async def ramp(session, inst: dict, steps: list[int], stage: float, tail: float)
                     count - last,
                     stats["ready_replicas"],
                     stats["desired_replicas"],
+                    sum(r["observed_panic"] for r in stats["revisions"].values()),
                 )
             )
             last = count
@@ -229,14 +230,29 @@ def plot(timeline, path: Path) -> None:
     ax2.step(t, [r[3] for r in timeline], where="post", color="tab:red", label="ready replicas")
     ax2.step(
         t,
+        [r[4] for r in timeline],
+        where="post",
+        color="tab:red",
+        linestyle=":",
+        label="desired replicas (KPA)",
+    )
+    ax2.step(
+        t,
         [r[1] / 10 for r in timeline],
         where="post",
         color="tab:gray",
         linestyle="--",
         label="offered concurrency / target (10)",
     )
+    ax2.plot(
+        t,
+        [r[5] / 10 for r in timeline],
+        color="tab:green",
+        linewidth=1,
+        label="concurrency seen by the router / 10",
+    )
     ax2.set_ylabel("replicas", color="tab:red")
-    fig.legend(loc="upper left")
+    fig.legend(loc="upper left", bbox_to_anchor=(0.08, 0.88), fontsize="small")
     ax1.set_title("knflow KPA: 50 ms handler, concurrency 1→64, target 10")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -291,7 +307,8 @@ async def main_async(args) -> None:
         if rows:
             print(
                 f"  concurrency {c:>2}: {statistics.mean(r[2] for r in rows[-3:]):7.1f} req/s, "
-                f"replicas at end {rows[-1][3]}"
+                f"router sees {statistics.mean(r[5] for r in rows[-3:]):5.1f} in flight, "
+                f"replicas at end {rows[-1][3]} (desired {rows[-1][4]})"
             )
     end = timeline[-1]
     print(f"  after {args.tail:.0f}s idle: {end[3]} ready replicas")

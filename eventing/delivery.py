@@ -5,7 +5,7 @@
   `backoffDelay * 2^n` (exponential) before retry n.
 - After the last try the event goes to the dead-letter sink with `knativeerrordest`,
   `knativeerrorcode` and `knativeerrordata` (base64 of the response body, cut to 1024 bytes).
-- A 2xx reply that carries a CloudEvent is handed back to the broker (it re-enters through the
+- A 200 reply that carries a CloudEvent is handed back to the broker (it re-enters through the
   durable path); a reply without one (202, empty body) is simply an acknowledgement.
 - Each Trigger has its own queue and its own workers (at most `max_in_flight` requests), and a
   retry waits on a timer, not in a worker: a slow or failing subscriber never delays another.
@@ -297,9 +297,13 @@ class TriggerDispatcher:
             self._note("dead-lettered", item.doc, trigger=self.name, code=attempt.describe())
             self._done(item.seq, self.name, f"dead-lettered {attempt.describe()}")
             return
-        # The sink itself is down: keep the event (nothing is lost) and try the sink again.
+        # The sink itself is down: keep the event (nothing is lost) and try again later. When
+        # the subscriber had no address either (services still starting), it gets the next
+        # chance: whichever becomes reachable first decides where the event goes.
         self.stats.last_error = f"dead-letter sink {url or sink.ref}: {result.describe()}"
         self._note("retry", item.doc, trigger=self.name, code=f"dls {result.describe()}")
+        if attempt.url is None:
+            item.dead, item.tries = None, 0
         self._later(item, max(self.policy.backoff(1), 1.0))
 
     def _later(self, item: Item, delay: float) -> None:

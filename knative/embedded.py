@@ -25,6 +25,7 @@ from aiohttp import web
 
 from .instance import Instance
 from .serving import Serving, control_app
+from .serving.replicas import STOP_GRACE
 from .spec import Pipeline
 
 log = logging.getLogger("knflow.platform")
@@ -91,7 +92,7 @@ class Platform:
             self._broker = None
         if self._loop is not None:
             with contextlib.suppress(Exception):
-                self._call(self._stop_serving(drain), timeout=drain + 30)
+                self._call(self._stop_serving(drain), timeout=2 * drain + STOP_GRACE + 30)
             self._loop.call_soon_threadsafe(self._loop.stop)
             if self._thread is not None:
                 self._thread.join(10)

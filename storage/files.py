@@ -103,11 +103,40 @@ def seal(f: BinaryIO) -> os.stat_result:
 
 
 @contextlib.contextmanager
-def atomic_write(path: Path) -> Iterator[BinaryIO]:
-    """Write `path` all-or-nothing: a temp file beside it, fsync, rename, fsync the folder."""
+def atomic_write(path: Path, durable: bool = True) -> Iterator[BinaryIO]:
+    """Write `path` all-or-nothing: a temp file beside it, renamed over `path` once complete.
+
+    `durable` also fsyncs the file and folder, so the new bytes survive a power cut; a copy
+    whose original stays safe elsewhere (a download) can skip that, as cp and boto3 do.
+    """
     path = Path(path)
     with staged(path.parent, path.name) as (f, tmp):
         yield f
-        seal(f)
+        if durable:
+            seal(f)
+        else:
+            f.flush()
         os.replace(tmp, path)
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def open_body(body) -> Iterator[BinaryIO]:
+    """A readable stream for any accepted put body: bytes wrapped, a Path opened (and closed
+    afterwards; unreadable → StoreError), a stream as it is."""
+    from .base import StoreError
+
+    if isinstance(body, bytes | bytearray | memoryview):
+        yield io.BytesIO(body)
+    elif isinstance(body, Path):
+        try:
+            f = open(body, "rb")  # noqa: SIM115 - closed by the with below
+        except OSError as exc:
+            raise StoreError(f"cannot read {body}: {exc.strerror}") from None
+        with f:
+            yield f
+    elif hasattr(body, "read"):
+        yield body
+    else:
+        raise TypeError(f"cannot store a {type(body).__name__}: pass bytes, a stream or a Path")

@@ -7,9 +7,11 @@ Layout under `root`:
     .store/locks/NN.lock               striped per-key commit locks (flock, across processes)
     .store/notifications.jsonl         S3-format records of every create/delete
 
-A put streams into a temp file (hashing MD5 on the way), fsyncs it, then — under the key's lock —
-renames it into place, appends the notification and writes the metadata. Concurrent writers to
-one key therefore each commit a whole object; the last rename wins and its metadata matches it.
+A put streams into a temp file (a file source is copied by the kernel) while other threads
+compute its S3 etag from the bytes written (storage.etag), fsyncs it, then — under the key's
+lock — renames it into place, appends the notification and writes the metadata. Concurrent
+writers to one key therefore each commit a whole object; the last rename wins and its metadata
+matches it.
 The notification is appended before the metadata: a crash in between leaves a file without
 metadata, which the folder watcher adopts and announces again (at-least-once, never lost).
 """
@@ -46,7 +48,7 @@ from .base import (
     StoreError,
 )
 from .etag import FileEtag, etag_of_file
-from .files import copy_stream, fsync_dir, kernel_copy, seal, staged
+from .files import copy_stream, fsync_dir, kernel_copy, open_body, seal, staged
 from .notifications import CREATED_PUT, REMOVED_DELETE, NotificationLog, make_record
 
 STATE_DIR = ".store"
@@ -172,7 +174,7 @@ class LocalStore(ObjectStore):
         self._bucket_dir(bucket)
         user_meta = keys.check_metadata(metadata)
         content_type = content_type or guess_type(key)
-        with staged(self.tmp, "put") as (f, tmp), _source(body) as src:
+        with staged(self.tmp, "put") as (f, tmp), open_body(body) as src:
             etag = FileEtag(f.fileno(), _remaining(src))
 
             def written(total: int) -> None:
@@ -397,24 +399,6 @@ def _remaining(src: BinaryIO) -> int | None:
         return os.fstat(src.fileno()).st_size - src.tell()
     except (AttributeError, OSError, io.UnsupportedOperation):
         return None
-
-
-@contextlib.contextmanager
-def _source(body: Body) -> Iterator[BinaryIO]:
-    """A readable stream for any accepted body (a Path is opened and closed here)."""
-    if isinstance(body, bytes | bytearray | memoryview):
-        yield io.BytesIO(body)
-    elif isinstance(body, Path):
-        try:
-            f = open(body, "rb")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise StoreError(f"cannot read {body}: {exc.strerror}") from None
-        with f:
-            yield f
-    elif hasattr(body, "read"):
-        yield body
-    else:
-        raise TypeError(f"cannot store a {type(body).__name__}: pass bytes, a stream or a Path")
 
 
 def _encode_token(key: str) -> str:

@@ -33,6 +33,7 @@ from .base import (
     StoreError,
 )
 from .etag import MULTIPART_THRESHOLD, PART_SIZE
+from .files import open_body
 from .local import guess_type
 
 _MISSING_OBJECT = {"NoSuchKey", "404", "NotFound"}
@@ -105,6 +106,8 @@ class S3Store(ObjectStore):
             raise StoreError(f"cannot reach the S3 endpoint {self._at}") from None
         except BotoCoreError as exc:
             raise StoreError(f"S3 request for {where} failed: {exc}") from None
+        except OSError as exc:  # reading the local side of an upload (or writing a download)
+            raise StoreError(f"transfer of {where} failed: {exc.strerror or exc}") from None
 
     @property
     def _at(self) -> str:
@@ -137,7 +140,8 @@ class S3Store(ObjectStore):
         with self._errors(bucket, key):
             if size is not None and size < self.transfer.multipart_threshold:
                 # One request, whose reply carries the ETag: no HEAD needed.
-                with _opened(body) as payload:
+                with open_body(body) as stream:
+                    payload = body if isinstance(body, bytes) else stream  # bytes: sent as is
                     reply = self.client.put_object(Bucket=bucket, Key=key, Body=payload, **extra)
                 if progress is not None:
                     progress(size)
@@ -156,7 +160,7 @@ class S3Store(ObjectStore):
                     str(body), bucket, key, ExtraArgs=extra, Config=self.transfer, Callback=callback
                 )
             else:
-                with _opened(body) as stream:
+                with open_body(body) as stream:
                     self.client.upload_fileobj(
                         stream,
                         bucket,
@@ -172,6 +176,11 @@ class S3Store(ObjectStore):
         with self._errors(bucket, key):
             body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
         return io.BufferedReader(_BodyReader(body, self, bucket, key), buffer_size=1 << 20)
+
+    def get(self, bucket: str, key: str) -> bytes:
+        keys.check(bucket, key)
+        with self._errors(bucket, key):
+            return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
 
     def head(self, bucket: str, key: str) -> ObjectInfo:
         keys.check(bucket, key)
@@ -260,22 +269,6 @@ def _size_of(body: Body) -> int | None:
         except OSError as exc:
             raise StoreError(f"cannot read {body}: {exc.strerror}") from None
     return None
-
-
-@contextlib.contextmanager
-def _opened(body: Body) -> Iterator[BinaryIO]:
-    """A stream boto3 can send: bytes wrapped, a Path opened (and closed), a stream as is."""
-    if isinstance(body, Path):
-        try:
-            f = open(body, "rb")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise StoreError(f"cannot read {body}: {exc.strerror}") from None
-        with f:
-            yield f
-    elif isinstance(body, bytes | bytearray | memoryview):
-        yield io.BytesIO(body)
-    else:
-        yield body
 
 
 class _Counter:

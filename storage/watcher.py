@@ -40,6 +40,9 @@ class FolderWatcher:
         self.buckets = [keys.check_bucket(b) for b in buckets or ()] or None
         self.interval = interval
         self._seen: dict[tuple[str, str], Signature] = {}
+        # Files known to be adopted, at the signature they had then: a large bucket costs one
+        # stat per file and scan, not a metadata read.
+        self._adopted: dict[tuple[str, str], Signature] = {}
         self._warned: set[tuple[str, str]] = set()
 
     def run(self, stop: threading.Event) -> None:
@@ -55,6 +58,7 @@ class FolderWatcher:
         """One pass: adopt files that were stable since the previous pass; returns the records."""
         records: list[dict] = []
         seen: dict[tuple[str, str], Signature] = {}
+        adopted: dict[tuple[str, str], Signature] = {}
         ready: list[tuple[str, str, Signature]] = []
         for bucket in self.buckets if self.buckets is not None else self.store.list_buckets():
             base = self.store.root / bucket
@@ -67,14 +71,17 @@ class FolderWatcher:
                     st = os.stat(base / key, follow_symlinks=False)
                 except OSError:
                     continue
-                if self.store.read_meta(bucket, key, st) is not None:
-                    continue
                 sig = (st.st_size, st.st_mtime_ns, st.st_ino)
+                if self._adopted.get((bucket, key)) == sig or (
+                    self.store.read_meta(bucket, key, st) is not None
+                ):
+                    adopted[(bucket, key)] = sig
+                    continue
                 if self._seen.get((bucket, key)) == sig:
                     ready.append((bucket, key, sig))
                 seen[(bucket, key)] = sig
             records += self._forget_removed(bucket)
-        self._seen = seen
+        self._seen, self._adopted = seen, adopted
         if ready:
             busy = open_files({self.store.data_path(b, k) for b, k, _ in ready})
             for bucket, key, sig in ready:

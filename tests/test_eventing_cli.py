@@ -3,6 +3,8 @@ with dead letters stored by the real `deadletter` function."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from eventing.broker import launch
 from eventing.http import event_from_http
 from functions.config import FunctionConfig
 from functions.deadletter import new as new_deadletter
+from knative.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +55,17 @@ def instance(tmp_path_factory):
             broker.stop()
 
 
-def cli(instance, *args):
-    return run_cli(*args, data=instance["data"])
+def cli(instance, *args) -> subprocess.CompletedProcess:
+    """The CLI's `main()` in this process (the same code path as `knflow`, minus a Python
+    start-up per call); the tests that must see a real process use `run_cli`."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["--data", str(instance["data"]), *args])
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def test_send_puts_an_event_on_the_broker(instance):
-    result = cli(
-        instance,
+    result = run_cli(  # a real `knflow` process
         "send",
         "--type",
         "test.event",
@@ -70,6 +77,7 @@ def test_send_puts_an_event_on_the_broker(instance):
         '{"a": 1}',
         "-e",
         "bucket=uploads",
+        data=instance["data"],
     )
     assert result.returncode == 0, result.stderr
     assert "Event 'c1' of type 'test.event' sent to broker" in result.stdout
@@ -216,12 +224,7 @@ def test_events_tail_follow_streams_new_events(instance):
 
 
 def test_clear_errors_when_nothing_runs(tmp_path):
-    for args in (
-        ["broker", "describe"],
-        ["trigger", "list"],
-        ["events", "tail"],
-        ["send", "--type", "t", "--source", "/s"],
-    ):
+    for args in (["trigger", "list"], ["send", "--type", "t", "--source", "/s"]):
         result = run_cli(*args, data=tmp_path)
         assert result.returncode == 1
         assert result.stderr.startswith(f"Error: no broker is running for {tmp_path}"), (

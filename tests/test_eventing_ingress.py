@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import requests
+from conftest import knflow_env
 from eventing_support import Subscriber, send, trigger, wait_for, write_spec
 
 from eventing.broker import launch
@@ -118,3 +121,32 @@ def test_after_all_that_it_still_accepts_and_delivers(running):
     counts = requests.get(f"{handle.base_url}/.knflow/broker").json()["status"]["knflow"]
     assert counts["accepted"] == 1
     assert counts["rejected"] >= 11
+
+
+def run_broker(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "eventing.broker", *args],
+        env=knflow_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_broker_process_refuses_a_bad_spec_a_busy_port_and_a_second_instance(running, tmp_path):
+    handle, _ = running
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: knflow.dev/v1alpha1\nkind: Pipeline\ntriggers:\n  - name: x\n")
+    result = run_broker("--data", str(tmp_path / "d"), "--spec", str(bad))
+    assert result.returncode == 2
+    assert f"{bad}:4:" in result.stderr and "subscriber" in result.stderr
+
+    spec_file = next(Path(handle.log_path).parents[3].glob("spec.yaml"))
+    port = handle.base_url.rsplit(":", 1)[1]
+    busy = run_broker("--data", str(tmp_path / "d2"), "--spec", str(spec_file), "--port", port)
+    assert busy.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in busy.stderr
+
+    data = Path(handle.log_path).parents[2]
+    twice = run_broker("--data", str(data), "--spec", str(spec_file))
+    assert twice.returncode == 1
+    assert f"a broker already runs for {data} (pid {handle.pid}" in twice.stderr

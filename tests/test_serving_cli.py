@@ -46,9 +46,13 @@ def up(tmp_path, data_dir):
         if "knflow is up" in line:
             break
     yield proc, "".join(lines), data_dir
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    if proc.poll() is None:  # stop it as a user would, so it stops its broker and replicas
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
 
 
 def cli_json(data_dir, *args):
@@ -95,6 +99,7 @@ def test_up_prints_urls_and_the_cli_manages_services(up):
     )
     assert out.returncode == 0, out.stderr
     assert "Service 'echo' updated to latest revision 'echo-00002'" in out.stdout
+    assert "Ready to serve." in out.stdout
     svc = cli_json(data, "service", "describe", "echo")
     assert svc["status"]["latestReadyRevisionName"] == "echo-00002"
     assert svc["spec"]["template"]["spec"]["containerConcurrency"] == 8
@@ -112,10 +117,15 @@ def test_up_prints_urls_and_the_cli_manages_services(up):
         "echo-00001=20,@latest=80",
         "--tag",
         "echo-00001=old",
+        "-o",
+        "json",
         data=data,
     )
     assert out.returncode == 0, out.stderr
-    traffic = cli_json(data, "service", "describe", "echo")["status"]["traffic"]
+    traffic = json.loads(out.stdout)["status"]["traffic"]  # progress went to stderr
+    described = cli_json(data, "service", "describe", "echo")["status"]["traffic"]
+    assert described[0]["url"].startswith("http://127.0.0.1:")  # the tag's own URL
+    assert [{k: v for k, v in t.items() if k != "url"} for t in described] == traffic
     assert {(t["revisionName"], t["percent"], t.get("tag")) for t in traffic} == {
         ("echo-00001", 20, "old"),
         ("echo-00002", 80, None),

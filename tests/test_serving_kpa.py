@@ -172,6 +172,19 @@ def test_patch_validation_refuses_with_every_reason():
     assert "unknown annotation 'autoscaling.knative.dev/windw'" in causes
     assert "min-scale 3 is greater than max-scale 2" in causes
     assert "sum to 100, not 60" in causes
+    with pytest.raises(Invalid, match=r"autoscaling\.knative\.dev/target: 'abc' is not a number"):
+        apply_patch(
+            current,
+            {
+                "spec": {
+                    "template": {
+                        "metadata": {"annotations": {"autoscaling.knative.dev/target": "abc"}}
+                    }
+                }
+            },
+            [],
+            "s",
+        )
     with pytest.raises(Invalid, match="window must be between 6s and 1h"):
         apply_patch(
             current,

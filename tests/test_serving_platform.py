@@ -102,6 +102,17 @@ def test_container_concurrency_is_enforced(platform):
     assert elapsed >= 1.2  # one at a time on the single replica: 3 x 0.4 s
 
 
+def test_large_bodies_pass_through_the_router(platform):
+    import urllib.request
+
+    body = os.urandom(5 * 1024 * 1024)  # e.g. an intermediate tensor between split halves
+    request = urllib.request.Request(
+        platform.service_url("limited") + "/work", data=body, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=60) as resp:
+        assert json.loads(resp.read())["bytes"] == len(body)
+
+
 def test_traffic_split_and_tags(platform):
     first = service(platform, "split")["status"]["latestReadyRevisionName"]
     platform.call(
@@ -257,6 +268,30 @@ def test_replica_failing_readiness_gets_no_traffic(platform):
     assert sick not in pids and len(pids) == 1
 
 
+def test_replica_failing_liveness_is_replaced(platform):
+    url = platform.service_url("pair")
+    wait_for(lambda: stats(platform, "pair")["ready_replicas"] >= 1, 60, 0.1, "a replica")
+    before = stats(platform, "pair")["revisions"]["pair-00001"]["restarts"]
+    master = _master_of(json.loads(get(url + "/wedge")[2])["pid"])
+
+    def replaced():
+        rs = platform.serving.service("pair").revisions["pair-00001"].replicas
+        return master not in {r.pid for r in rs.replicas} and len(rs.active) == 2
+
+    wait_for(lambda: platform.call(replaced), 60, 0.2, "the wedged replica to be replaced")
+    assert stats(platform, "pair")["revisions"]["pair-00001"]["restarts"] == before + 1
+    assert get(url + "/work")[0] == 200
+
+
+def _master_of(worker_pid: int) -> int | None:
+    import psutil
+
+    try:
+        return psutil.Process(worker_pid).ppid()
+    except psutil.NoSuchProcess:
+        return None
+
+
 def test_revision_that_cannot_start_is_not_ready_with_the_reason(platform):
     def failed(name):
         cond = service(platform, name)["status"]["conditions"][0]
@@ -294,3 +329,47 @@ def test_scale_up_under_load_then_scale_to_zero(platform):
     assert peak[0] >= 3  # 4 concurrent callers, target 1 per replica
     assert set(codes) == {200}  # nothing dropped while scaling
     wait_for(lambda: stats(platform, "scaler")["replicas"] == 0, 30, 0.25, "scale to zero")
+
+
+def test_stop_with_a_request_longer_than_the_drain_leaves_no_process(tmp_path):
+    import psutil
+
+    image = probe_bundle(tmp_path / "bundle")
+    pipeline = parse_spec(
+        spec_text(f"""\
+    - name: long
+      function: echo
+      image: {image}
+    """),
+        "test.yaml",
+    )
+    platform = Platform(pipeline, tmp_path / "data", tick=0.25, broker=False).start()
+    url = platform.service_url("long")
+    wait_for(lambda: get(url + "/work")[0] == 200, 60, 0.2, "a ready replica")
+    group = platform.call(
+        lambda: platform.serving.service("long").revisions["long-00001"].replicas.ready[0].pid
+    )
+    result = {}
+    caller = threading.Thread(target=lambda: result.update(r=get(url + "/work?sleep=60")))
+    caller.start()
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    platform.stop(drain=1.0)
+    assert time.monotonic() - t0 < 15
+    caller.join(10)
+    assert not caller.is_alive()  # answered or cut off, never left hanging
+    if "r" in result:
+        assert result["r"][0] in (502, 503)
+    leftovers = [
+        p
+        for p in psutil.process_iter(["pid", "status"])
+        if _pgid(p.pid) == group and p.info["status"] != psutil.STATUS_ZOMBIE  # reaped by init
+    ]
+    assert leftovers == []
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None

@@ -133,7 +133,12 @@ class Broker:
         redelivered = 0
         for seq, doc in recovered.events.items():
             acked = recovered.acks.get(seq, set())
-            todo = [t for t in self._matching(doc) if t.name not in acked]
+            routed = recovered.routes.get(seq)
+            if routed is None:  # a record that did not say: route it as if it arrived now
+                candidates = self._matching(doc)
+            else:  # the Triggers it matched on arrival that still exist
+                candidates = [self.triggers[n] for n in routed if n in self.triggers]
+            todo = [t for t in candidates if t.name not in acked and t.predicate is not None]
             if not todo:
                 self.journal.done(seq)
                 continue
@@ -171,10 +176,11 @@ class Broker:
             doc[ARRIVAL_ATTRIBUTE] = arrival
             seq = self._seq
             self._seq += 1
-            durable.append(self.journal.append_event(seq, doc))
+            matched = self._matching(doc)
+            durable.append(self.journal.append_event(seq, doc, [s.name for s in matched]))
             self.counts["accepted"] += 1
             self.feed.note("accepted", doc)
-            self._route(seq, doc)
+            self._route(seq, doc, matched)
         if len(durable) == 1:
             await durable[0]
         elif durable:
@@ -188,8 +194,7 @@ class Broker:
             candidates = candidates + self._any_type
         return [s for s in candidates if s.predicate(attrs)]
 
-    def _route(self, seq: int, doc: dict[str, Any]) -> None:
-        matched = self._matching(doc)
+    def _route(self, seq: int, doc: dict[str, Any], matched: list[TriggerState]) -> None:
         if not matched:
             self.journal.done(seq)
             return

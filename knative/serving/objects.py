@@ -181,7 +181,7 @@ def scaling_problems(template: Template, service: str) -> list[str]:
     try:
         spec = ScalingSpec.of(svc)
     except ValueError as exc:
-        return [f"autoscaling annotation: {exc}"]
+        return [str(exc)]
     problems = []
     if svc.autoscaling("class") != "kpa.autoscaling.knative.dev":
         problems.append("only the KPA autoscaling class (kpa.autoscaling.knative.dev) runs here")

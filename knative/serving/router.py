@@ -42,6 +42,7 @@ HOP_BY_HOP = frozenset(
 )
 REVISION_HEADER = "Knflow-Revision"  # which revision answered (handy for curl and tests)
 ATTEMPTS = 2
+MAX_BODY = 512 * 1024 * 1024  # bodies are buffered (for the retry); tensors and audio fit
 
 
 class Routable(Protocol):
@@ -69,6 +70,7 @@ class Router:
         self.upstream = upstream
         self.tag = tag  # a tag's own URL routes every request to that tag's revision
         self.server: asyncio.base_events.Server | None = None
+        self.handler: web.Server | None = None
         self.port = 0
         self.in_flight = 0
         self._idle = asyncio.Event()
@@ -77,7 +79,15 @@ class Router:
     async def listen(self, port: int = 0) -> int:
         """Bind (re-using `port` when it is free) and return the port."""
         loop = asyncio.get_running_loop()
-        handler = web.Server(self.handle, access_log=None)
+
+        def request_factory(message, payload, protocol, writer, task) -> web.BaseRequest:
+            return web.BaseRequest(
+                message, payload, protocol, writer, task, loop, client_max_size=MAX_BODY
+            )
+
+        handler = self.handler = web.Server(
+            self.handle, request_factory=request_factory, access_log=None
+        )
         try:
             self.server = await loop.create_server(handler, "127.0.0.1", port, reuse_address=True)
         except OSError:
@@ -91,6 +101,14 @@ class Router:
             self.server.close()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), drain)
+
+    async def shutdown(self, grace: float = 5.0) -> None:
+        """After the replicas are gone: let the last answers (503/502) go out, then close every
+        connection, so no caller is left waiting on a socket nobody serves."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), grace)
+        if self.handler is not None:
+            await self.handler.shutdown(1.0)
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         tag = self.tag or request.headers.get(TAG_HEADER)

@@ -1,10 +1,11 @@
 """A test-only function with switchable behaviour, shipped to replicas in a revision bundle.
 
 Plain HTTP routes make load easy to generate:
-  GET /work?sleep=S          sleeps S seconds, answers {"pid", "revision"}
+  GET /work?sleep=S          sleeps S seconds, answers {"pid", "revision", "bytes" (of body)}
   GET /crash?once=PATH       the process dies (exit 9) mid-request; with `once`, only if PATH
                              does not exist yet (it is created first), so a retry succeeds
   GET /unready               this replica's readiness probe fails from now on
+  GET /wedge                 this replica's liveness probe fails from now on
 Events: `handle` raises BadInput for type `bad`, RuntimeError for type `boom`, echoes otherwise.
 Config: {"start_sleep": S} delays start(); {"start_error": "why"} makes start() raise;
 env PROBE_EXIT_AT_IMPORT=N exits with code N while loading (a revision that never becomes ready).
@@ -30,6 +31,7 @@ if os.environ.get("PROBE_EXIT_AT_IMPORT"):
 class Probe:
     def __init__(self) -> None:
         self.is_ready = True
+        self.is_alive = True
         self.revision = ""
 
     def start(self, cfg) -> None:
@@ -40,6 +42,9 @@ class Probe:
 
     def ready(self) -> bool:
         return self.is_ready
+
+    def alive(self) -> bool:
+        return self.is_alive
 
     def handle(self, event):
         if event.get_type() == "bad":
@@ -55,11 +60,13 @@ class Probe:
             ("/work", ["GET", "POST"], self.work),
             ("/crash", ["GET"], self.crash),
             ("/unready", ["GET"], self.unready),
+            ("/wedge", ["GET"], self.wedge),
         ]
 
     def work(self):
         time.sleep(float(request.args.get("sleep", 0)))
-        return json.dumps({"pid": os.getpid(), "revision": self.revision})
+        size = len(request.get_data())
+        return json.dumps({"pid": os.getpid(), "revision": self.revision, "bytes": size})
 
     def crash(self):
         once = request.args.get("once")
@@ -73,6 +80,10 @@ class Probe:
 
     def unready(self):
         self.is_ready = False
+        return json.dumps({"pid": os.getpid()})
+
+    def wedge(self):
+        self.is_alive = False
         return json.dumps({"pid": os.getpid()})
 
 
