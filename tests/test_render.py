@@ -71,7 +71,7 @@ def test_validation_catches_what_the_cluster_would_reject_or_prune(docs):
     assert any("metadata.name" in str(p) for p in validate(cm))
 
 
-def test_services_golden_details(docs):
+def test_services_golden_details(docs, pipeline):
     services = by_kind(docs, "Service")
     transcribe = services["transcribe"]
     assert transcribe["apiVersion"] == "serving.knative.dev/v1"
@@ -94,7 +94,8 @@ def test_services_golden_details(docs):
     env = {e["name"]: e for e in container["env"]}
     assert env["KNFLOW_FUNCTION"]["value"] == "transcribe"
     assert json.loads(env["KNFLOW_CONFIG"]["value"]) == {"max_audio_seconds": 600}
-    assert json.loads(env["KNFLOW_MODELS"]["value"]) == [{"name": "whisper", "uri": "tiny"}]
+    models = [{"name": m.name, "uri": m.uri} for m in pipeline.service("transcribe").models]
+    assert json.loads(env["KNFLOW_MODELS"]["value"]) == models
     assert env["KNFLOW_STORE"]["value"].startswith("s3://?endpoint=")
     # The runtime sizes its threads/timeouts from these (Knative does not pass them on).
     assert env["KNFLOW_CONTAINER_CONCURRENCY"]["value"] == "1"
@@ -295,7 +296,9 @@ def test_minio_commands(pipeline):
     )
     assert commands[1] == "mc admin service restart prod"
     events = [c for c in commands if c.startswith("mc event add prod/uploads")]
-    assert [c.rsplit(" ", 1)[1] for c in events] == [".flac", ".mp3", ".ogg", ".wav"]
+    # audio for transcribe and images for resnet-a: exactly the suffixes the Triggers consume
+    suffixes = [".flac", ".jpeg", ".jpg", ".mp3", ".ogg", ".png", ".wav"]
+    assert [c.rsplit(" ", 1)[1] for c in events] == suffixes
     assert all("arn:minio:sqs::knflow:webhook --event put,delete --suffix" in c for c in events)
     assert "mc event add prod/models arn:minio:sqs::knflow:webhook --event put,delete" in commands
     assert wanted_suffixes(pipeline.triggers, "training") == [".json", ".yaml"]
