@@ -45,7 +45,7 @@ def make_sampler(request: TuningRequest, n_existing: int = 0) -> optuna.samplers
     if request.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if request.sampler == "grid":
-        return optuna.samplers.GridSampler({p.name: p.grid() for p in request.params}, seed=seed)
+        return _AskTellGrid({p.name: p.grid() for p in request.params}, seed=seed)
     startup = max(2, min(10, request.budget.max_trials // 3))
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, constant_liar=True)
 
@@ -59,3 +59,11 @@ def make_pruner(request: TuningRequest) -> optuna.pruners.BasePruner:
         max_resource = int(epochs) if isinstance(epochs, int) and epochs > 1 else "auto"
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_resource)
     return optuna.pruners.NopPruner()
+
+
+class _AskTellGrid(optuna.samplers.GridSampler):
+    """GridSampler for ask/tell: its `after_trial` calls `study.stop()`, which Optuna allows only
+    inside `optimize`; the run's budget is capped at the grid size instead (`grid_size`)."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        return None

@@ -113,8 +113,8 @@ class Run:
     def trials(self, *states: TrialState) -> list[FrozenTrial]:
         return self.study.get_trials(deepcopy=False, states=states or None)
 
-    def counts(self) -> dict[str, int]:
-        trials = self.trials()
+    def counts(self, trials: list[FrozenTrial] | None = None) -> dict[str, int]:
+        trials = self.trials() if trials is None else trials
         count = lambda s: sum(t.state == s for t in trials)  # noqa: E731
         return {
             "complete": count(TrialState.COMPLETE),
@@ -129,8 +129,9 @@ class Run:
         limit = self.request.budget.max_trials
         return min(limit, grid_size(self.request)) if self.request.sampler == "grid" else limit
 
-    def best(self) -> FrozenTrial | None:
-        done = self.trials(TrialState.COMPLETE)
+    def best(self, trials: list[FrozenTrial] | None = None) -> FrozenTrial | None:
+        trials = self.trials() if trials is None else trials
+        done = [t for t in trials if t.state == TrialState.COMPLETE]
         if not done:
             return None
         return sorted(done, key=self._rank)[0]
@@ -144,13 +145,14 @@ class Run:
         sign = -1 if self.request.objective.direction == "maximize" else 1
         return (sign * trial.value, trial.number)
 
-    def stop_reason(self) -> str | None:
+    def stop_reason(self, trials: list[FrozenTrial] | None = None) -> str | None:
         """Why no more trials are asked (budget spent, goal reached, too many failures)."""
-        counts = self.counts()
+        trials = self.trials() if trials is None else trials
+        counts = self.counts(trials)
         if counts["failed"] > self.request.budget.max_failed_trials:
             limit = self.request.budget.max_failed_trials
             return f"{counts['failed']} trials failed (max_failed_trials {limit})"
-        best = self.best()
+        best = self.best(trials)
         if best is not None and self.request.objective.reached(best.value):
             return f"goal {self.request.objective.goal:g} reached by trial {best.number}"
         if counts["complete"] + counts["pruned"] >= self.max_trials:
@@ -170,8 +172,11 @@ class Run:
             return Outcome([self.ticket(t) for t in already if t.state == TrialState.RUNNING])
         asked = []
         budget = self.request.budget
-        while self.status == RUNNING and self.stop_reason() is None:
-            counts = self.counts()
+        while self.status == RUNNING:
+            trials = self.trials()
+            if self.stop_reason(trials) is not None:
+                break
+            counts = self.counts(trials)
             if counts["running"] >= budget.parallel_trials:
                 break
             if counts["complete"] + counts["pruned"] + counts["running"] >= self.max_trials:
