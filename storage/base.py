@@ -102,8 +102,27 @@ class ObjectStore(abc.ABC):
     def download(
         self, bucket: str, key: str, path: Path, progress: Progress | None = None
     ) -> ObjectInfo:
-        """Stream an object to a file (written atomically: temp file, then rename)."""
-        raise NotImplementedError
+        """Stream an object to a file, all or nothing: a temp file beside `path`, fsync, rename.
+
+        A failure part-way (missing object, network, disk full) leaves `path` untouched.
+        """
+        from .files import atomic_write
+
+        info = self.head(bucket, key)
+        path = Path(path)
+        try:
+            with atomic_write(path) as f:
+                self._read_into(bucket, key, f, progress)
+        except OSError as exc:
+            raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None
+        return info
+
+    def _read_into(self, bucket: str, key: str, dst: BinaryIO, progress: Progress | None) -> None:
+        """Copy an object's bytes into `dst` (backends override with their fastest transfer)."""
+        from .files import copy_stream
+
+        with self.open(bucket, key) as src:
+            copy_stream(src, dst, progress)
 
     def iter_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
         token = None

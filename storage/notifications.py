@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,9 +54,17 @@ def make_record(
     }
 
 
+_last_sequencer = 0
+_sequencer_lock = threading.Lock()
+
+
 def new_sequencer() -> str:
-    """Monotonic per machine, hex like MinIO's (ordering of events for the same key)."""
-    return f"{time.time_ns():016X}"
+    """Hex like MinIO's, from the clock; strictly increasing within a process, so events for the
+    same key (committed under that key's lock) are ordered across processes too."""
+    global _last_sequencer
+    with _sequencer_lock:
+        _last_sequencer = max(time.time_ns(), _last_sequencer + 1)
+        return f"{_last_sequencer:016X}"
 
 
 class NotificationLog:

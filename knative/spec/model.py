@@ -168,6 +168,7 @@ class Source:
     schedule: str | None = None
     data: Any = None
     content_type: str = "application/json"
+    type: str | None = None  # ping: event type (Knative's PingSource uses dev.knative.sources.ping)
 
     @classmethod
     def parse(cls, raw: dict) -> Source:
@@ -179,6 +180,7 @@ class Source:
             schedule=raw.get("schedule"),
             data=raw.get("data"),
             content_type=raw.get("contentType", "application/json"),
+            type=raw.get("type"),
         )
 
 

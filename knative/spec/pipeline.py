@@ -177,6 +177,7 @@ SOURCE = Obj(
         "schedule": Str(),
         "data": Either((_is_mapping, AnyValue()), (_is_scalar, Str()), what="JSON data"),
         "contentType": Str(),
+        "type": Str(r"[a-zA-Z0-9][-a-zA-Z0-9_.]*"),  # ping: the event type it emits
     },
     required=("name", "kind"),
     owner="source '{name}'",

@@ -1,0 +1,56 @@
+"""The Broker as its own process, and `launch()` to start one (for `knflow up` and tests).
+
+handle = launch(data_dir, spec_path)     # waits until it listens
+handle.url                               # http://127.0.0.1:P/<namespace>/<broker>
+handle.stop()
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..process import DaemonError, ProcessHandle, spawn
+from .core import Broker, broker_dir
+
+__all__ = ["Broker", "BrokerHandle", "DaemonError", "broker_dir", "launch"]
+
+
+class BrokerHandle(ProcessHandle):
+    """A running broker process."""
+
+    @property
+    def url(self) -> str:
+        """The ingress URL (what K_SINK and `knflow send` post to)."""
+        return self.address["url"]
+
+    @property
+    def base_url(self) -> str:
+        """`http://host:port`, for the `/.knflow/...` read API."""
+        return self.address["base"]
+
+
+def launch(
+    data_dir: str | Path,
+    spec_path: str | Path | None = None,
+    port: int = 0,
+    *,
+    host: str = "127.0.0.1",
+    env: dict[str, str] | None = None,
+    extra_args: list[str] | None = None,
+    timeout: float = 30,
+) -> BrokerHandle:
+    """Start `python -m eventing.broker` and return once it accepts events."""
+    data = Path(data_dir).resolve()
+    args = ["--data", str(data), "--host", host, "--port", str(port)]
+    if spec_path is not None:
+        args += ["--spec", str(Path(spec_path).resolve())]
+    state = broker_dir(data)
+    handle = spawn(
+        "eventing.broker",
+        args + list(extra_args or []),
+        state / "address.json",
+        state / "broker.log",
+        timeout=timeout,
+        env=env,
+    )
+    return BrokerHandle(handle.proc, handle.address, handle.log_path)

@@ -1,0 +1,65 @@
+"""`python -m eventing.sources --data DIR --spec FILE --broker URL`: run every source of a spec."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from .runner import Sources
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m eventing.sources", description=__doc__)
+    parser.add_argument("--data", required=True, help="instance directory")
+    parser.add_argument("--spec", help="pipeline spec (default: the shipped knflow.yaml)")
+    parser.add_argument("--broker", required=True, help="broker ingress URL")
+    parser.add_argument("--host", default="127.0.0.1", help="webhook receiver address")
+    parser.add_argument("--port", type=int, default=0, help="webhook receiver port (0: free)")
+    parser.add_argument("--no-watch", action="store_true", help="do not scan bucket folders")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s sources %(levelname)s %(message)s")
+
+    from knative.spec import SpecError, load_spec
+
+    try:
+        pipeline = load_spec(args.spec)
+    except SpecError as exc:
+        print(f"Error: invalid spec\n{exc}", file=sys.stderr)
+        return 2
+    try:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        print(f"Error: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    try:
+        sources = Sources(
+            pipeline, Path(args.data).resolve(), args.broker, watch_folders=not args.no_watch
+        )
+    except ValueError as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await sources.start(sock)
+        for name, url in sources.urls.items():
+            print(f"Source '{name}' receives MinIO notifications at {url}", flush=True)
+        await stop.wait()
+        await sources.stop()
+
+    asyncio.run(serve())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
