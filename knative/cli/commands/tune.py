@@ -205,8 +205,7 @@ def run_deploy(args: argparse.Namespace) -> int:
         print(f"The model you asked for is served at {deployment['url']}")
         return 0
     if args.wait:
-        raise CliError(
-            f"the endpoint did not serve {deployment['model']} v{deployment['version']} within {args.wait:g}s"
-        )
+        model = f"{deployment['model']} v{deployment['version']}"
+        raise CliError(f"the endpoint did not serve {model} within {args.wait:g}s")
     print(f"Check with: knflow tune status {run.id}")
     return 0
