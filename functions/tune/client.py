@@ -30,9 +30,14 @@ def new_run_id(raw: Any) -> str:
     return f"tune-{time.strftime('%H%M%S')}-{digest}"
 
 
-def start_run(broker: BrokerClient, raw: dict[str, Any]) -> TuningRequest:
+def validate(raw: dict[str, Any]) -> TuningRequest:
+    """The request as the tune service will see it; SpaceError says what is wrong."""
+    return TuningRequest.from_dict(raw, default_id=new_run_id(raw))
+
+
+def start_run(broker: BrokerClient, raw: dict[str, Any] | TuningRequest) -> TuningRequest:
     """Validate (SpaceError says why) and send `tuning.requested`; returns the request."""
-    request = TuningRequest.from_dict(raw, default_id=new_run_id(raw))
+    request = raw if isinstance(raw, TuningRequest) else validate(raw)
     event = new_event(types.TUNING_REQUESTED, SOURCE, request.to_dict(), subject=request.id)
     _send(broker, event)
     return request

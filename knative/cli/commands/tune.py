@@ -15,6 +15,7 @@ from functions.tune.client import (
     request_deployment,
     start_run,
     studies_for,
+    validate,
 )
 from functions.tune.deploy import NotDeployable
 
@@ -78,8 +79,8 @@ def _spec(args: argparse.Namespace) -> dict:
 def run_start(args: argparse.Namespace) -> int:
     raw = _spec(args)
     try:
-        broker = find_broker(data_dir(args))
-        request = start_run(broker, raw)
+        request = validate(raw)  # before looking for the broker: bad input is exit 2 either way
+        start_run(find_broker(data_dir(args)), request)
     except SpaceError as exc:
         raise CliError(f"invalid tuning request: {exc}", 2) from None
     except NoBroker as exc:
