@@ -70,7 +70,7 @@ _EXPORTERS = {"onnx": onnx_bytes, "torchscript": torchscript_bytes}
 def compare(
     model: nn.Module, fmt: str, data: bytes, inputs: list[torch.Tensor], tolerance: float
 ) -> float:
-    """Max |exported − eager| over `inputs`; ExportMismatch when above `tolerance`."""
+    """Max |exported - eager| over `inputs`; ExportMismatch when above `tolerance`."""
     backend = open_backend(fmt, data)
     worst = 0.0
     with torch.inference_mode():

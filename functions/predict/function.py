@@ -20,7 +20,8 @@ from .repository import LoadedModel, ModelError, fetch_repository, load_model
 log = logging.getLogger("knflow.predict")
 
 SOURCE = "/knflow/functions/predict"
-ENV_MODEL_DIR = "KNFLOW_MODEL_DIR"
+ENV_MODEL_DIR = "KNFLOW_MODEL_DIR"  # the revision bundle's model repository
+ENV_MODEL_ERROR = "KNFLOW_MODEL_ERROR"  # set by the builder on a refused model
 
 
 class PredictFunction:
@@ -31,16 +32,18 @@ class PredictFunction:
         self.wanted: str | None = None
 
     def start(self, cfg) -> None:
+        if os.environ.get(ENV_MODEL_ERROR):
+            # The builder refused this revision's model; fail here so the revision shows why.
+            raise ModelError(os.environ[ENV_MODEL_ERROR])
         options = cfg.config
         self.wanted = options.get("model_name")
         root = self._repository(cfg)
         if root is None:
             log.info("no model configured (%s unset, no model source): serving none", ENV_MODEL_DIR)
             return
+        name = self.wanted if self.wanted and (root / self.wanted).is_dir() else None
         # A model that does not load fails the replica: the revision never becomes ready.
-        self.model = load_model(
-            root, self.wanted, options.get("runtime"), int(options.get("threads", 1))
-        )
+        self.model = load_model(root, name, options.get("runtime"), int(options.get("threads", 1)))
 
     def _repository(self, cfg) -> Path | None:
         if os.environ.get(ENV_MODEL_DIR):

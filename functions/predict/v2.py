@@ -151,7 +151,7 @@ def load_input_file(path: str, raw: bytes) -> dict[str, Any]:
 
 
 def _batched(array: np.ndarray) -> np.ndarray:
-    """Add the batch dimension to a single 28×28 / 1×28×28 / 784 input."""
+    """Add the batch dimension to a single 28x28 / 1x28x28 / 784 input."""
     if array.ndim in (1, 2) or (array.ndim == 3 and array.shape[0] == 1):
         return array.reshape(1, *array.shape)
     return array

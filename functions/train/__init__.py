@@ -1,4 +1,4 @@
-"""`train`: ResNet-18 on 1×28×28 digits (MNIST from the store, or scikit-learn's digits).
+"""`train`: ResNet-18 on 1x28x28 digits (MNIST from the store, or scikit-learn's digits).
 
 `train_model(params, progress)` is the pure API (tuning trials reuse it); the function wraps it
 with request parsing, checkpointing to the store and the `dev.knflow.model.trained` reply.

@@ -1,5 +1,5 @@
 """Training data: MNIST idx files from the store when the user provides them, otherwise
-scikit-learn's bundled digits (real handwritten digits, 8×8) resized to 28×28. No downloads.
+scikit-learn's bundled digits (real handwritten digits, 8x8) resized to 28x28. No downloads.
 
 The held-out split is fixed (independent of the training seed) so accuracies are comparable
 across runs, trials and revisions.
@@ -34,7 +34,7 @@ class Dataset:
 
 
 def digits_dataset(size: int = 28) -> Dataset:
-    """scikit-learn's 1,797 digits, bilinearly resized to size×size, fixed stratified split."""
+    """scikit-learn's 1,797 digits, bilinearly resized to sizexsize, fixed stratified split."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -89,7 +89,7 @@ def mnist_dataset(
     def images(raw: bytes, what: str) -> torch.Tensor:
         array = _checked(raw, what, 3)
         if array.shape[1:] != (28, 28):
-            raise ValueError(f"{what}: images must be 28×28, got {array.shape[1:]}")
+            raise ValueError(f"{what}: images must be 28x28, got {array.shape[1:]}")
         return torch.from_numpy(array.astype(np.float32) / 255.0).unsqueeze(1)
 
     def labels(raw: bytes, what: str, n: int) -> torch.Tensor:

