@@ -87,6 +87,9 @@ class TuneFunction:
                 run, outcome = self.request(data, event.get_id())
             elif kind == types.TRIAL_COMPLETED:
                 run, outcome = self.complete(data, event.get_id())
+            elif kind in (types.REVISION_READY, types.REVISION_FAILED):
+                self.rolled_out(data, ready=kind == types.REVISION_READY)
+                return None
             else:
                 raise BadInput(f"tune does not handle {kind}")
             return self._send(run, outcome, reply=True)
@@ -117,6 +120,22 @@ class TuneFunction:
             run.counts(),
         )
         return run, outcome
+
+    def rolled_out(self, data: dict[str, Any], ready: bool) -> None:
+        """The builder finished a rollout: mark the run whose deployment it was."""
+        model, version = data.get("model"), data.get("version")
+        for run in self.studies.runs():
+            deployment = run.study.user_attrs.get("deployment") or {}
+            if deployment.get("model") == model and str(deployment.get("version")) == str(version):
+                run.set_deployment(
+                    {
+                        **deployment,
+                        "status": "promoted" if ready else "failed",
+                        "revision": data.get("revision"),
+                        "reason": data.get("reason") or None,
+                    }
+                )
+                log.info("tuning %s: deployment %s", run.id, "promoted" if ready else "failed")
 
     def check(self) -> None:
         """Fail overdue trials of every running run and send what that asks for."""

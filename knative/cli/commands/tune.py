@@ -194,7 +194,7 @@ def run_deploy(args: argparse.Namespace) -> int:
         raise CliError(str(exc), 2) from None
     predict = instance.services.get("predict", "")
     deadline = time.monotonic() + args.wait
-    while deployment.get("status") != "ready" and time.monotonic() < deadline:
+    while deployment.get("status") not in ("ready", "failed") and time.monotonic() < deadline:
         time.sleep(1)
         deployment = deployment_status(run, predict) or deployment
     if emit(deployment, args.output):
@@ -205,6 +205,10 @@ def run_deploy(args: argparse.Namespace) -> int:
     if deployment.get("status") == "ready":
         print(f"The model you asked for is served at {deployment['url']}")
         return 0
+    if deployment.get("status") == "failed":
+        raise CliError(
+            f"the rollout failed: {deployment.get('reason') or 'see knflow revision list'}"
+        )
     if args.wait:
         model = f"{deployment['model']} v{deployment['version']}"
         raise CliError(f"the endpoint did not serve {model} within {args.wait:g}s")

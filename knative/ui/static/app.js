@@ -79,6 +79,9 @@ async function refreshRun() {
     if (d.status === "ready") {
       p.append("The model you asked for is served at ");
       const a = document.createElement("a"); a.href = d.url; a.id = "endpoint"; a.textContent = d.url; p.append(a);
+    } else if (d.status === "failed") {
+      p.innerHTML = ""; const e = document.createElement("span"); e.className = "error";
+      e.textContent = `Deploying trial ${d.trial} (${d.model} v${d.version}) failed: ${d.reason || "see knflow revision list"}`; p.append(e);
     } else { p.textContent = `Deploying trial ${d.trial} (${d.model} v${d.version})…`; }
   }
 }
