@@ -5,24 +5,25 @@ stopped mid-run and started again resumes the study without losing finished tria
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
+import yaml
 
 from eventing import types
 from eventing.client import find_broker
 from functions.tune.client import (
-    deployment_status,
-    request_deployment,
     start_run,
     studies_for,
     validate,
 )
 from knative.embedded import Platform
 from knative.spec import load_spec
+from tests.conftest import run_cli
 from tests.tuning_support import available_spec
 
 pytestmark = pytest.mark.slow
@@ -73,9 +74,12 @@ def test_tuning_run_fans_out_ranks_and_deploys_the_best(tmp_path, data_dir):
     platform = platform_for(data_dir, spec)
     try:
         broker = find_broker(data_dir)
-        request = validate({**REQUEST, "id": "e2e-digits"})
+        spec_file = tmp_path / "tuning.yaml"
+        spec_file.write_text(yaml.safe_dump({**REQUEST, "id": "e2e-digits"}))
         started = time.monotonic()
-        start_run(broker, request)
+        begun = run_cli("tune", "start", str(spec_file), data=data_dir)
+        assert begun.returncode == 0, begun.stderr
+        assert "Tuning run 'e2e-digits' started: 12 trials, 3 at a time" in begun.stdout
         studies = studies_for(data_dir)
         running_seen, replicas_seen = [], []
 
@@ -99,7 +103,7 @@ def test_tuning_run_fans_out_ranks_and_deploys_the_best(tmp_path, data_dir):
         assert max(running_seen) <= 3 and max(running_seen) >= 2
         assert max(replicas_seen) >= 2, "train did not scale out for waiting trials"
         top = view["top"]
-        assert 1 <= len(top) <= 10
+        assert len(top) == min(10, view["counts"]["complete"]) and len(top) >= 8
         values = [t["value"] for t in top]
         assert values == sorted(values, reverse=True)
         assert top[0]["value"] == max(t["value"] for t in view["trials"] if t["value"] is not None)
@@ -107,23 +111,22 @@ def test_tuning_run_fans_out_ranks_and_deploys_the_best(tmp_path, data_dir):
         assert any(e.get("subject") == "e2e-digits" for e in feed)
         print(f"\n12 trials, 3 at a time: {spent - started:.1f}s; best {top[0]['value']:.3f}")
 
-        # deploy the best trial through export → builder → predict
-        deployment = request_deployment(broker, run)
-        assert deployment["trial"] == top[0]["number"]
+        best = run_cli("tune", "best", "e2e-digits", "-o", "json", data=data_dir)
+        assert [t["number"] for t in json.loads(best.stdout)] == [t["number"] for t in top]
+        status = run_cli("tune", "status", "e2e-digits", data=data_dir)
+        assert "Tuning run 'e2e-digits': completed (budget of 12 trials spent)" in status.stdout
+        assert status.stdout.count("COMPLETE") == view["counts"]["complete"]
+
+        # deploy the best trial through export → builder → predict, as a user would
+        deployed = run_cli(
+            "tune", "deploy", "e2e-digits", "--wait", "240", data=data_dir, timeout=300
+        )
+        assert deployed.returncode == 0, deployed.stderr
+        print(f"budget spent → endpoint answering: {time.monotonic() - spent:.1f}s")
+        ready = studies.get("e2e-digits").study.user_attrs["deployment"]
+        assert ready["trial"] == top[0]["number"] and ready["status"] == "ready"
+        assert f"The model you asked for is served at {ready['url']}" in deployed.stdout
         predict = platform.service_url("predict")
-        ready = wait_for(
-            lambda: (
-                (d := deployment_status(run, predict))
-                and d.get("status") in ("ready", "failed")
-                and d
-            ),
-            240,
-            "the endpoint to serve the best trial",
-            every=1,
-        )
-        print(
-            f"budget spent → endpoint answering: {time.monotonic() - spent:.1f}s at {ready['url']}"
-        )
         assert ready["url"] == f"{predict}/v2/models/digits/infer"
         x, y = digits_batch()
         body = {

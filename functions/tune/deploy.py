@@ -56,9 +56,12 @@ def deploy_event(run: Run, trial: int | None = None):
 
 
 def check_deployment(run: Run, predict_url: str, timeout: float = 3.0) -> dict[str, Any] | None:
-    """Mark the deployment ready once `predict` serves the trial's model version; return it."""
+    """Mark the deployment ready once it is promoted and `predict` serves the trial's model
+    version; return it."""
     deployment = run.study.user_attrs.get("deployment")
-    if not deployment or deployment.get("status") in ("ready", "failed") or not predict_url:
+    # Only after the builder promoted the revision (tune hears revision.ready): during the canary
+    # a probe could reach the new revision while a rollback is still possible.
+    if not deployment or deployment.get("status") != "promoted" or not predict_url:
         return deployment
     name, version = deployment["model"], str(deployment["version"])
     base = predict_url.rstrip("/")
