@@ -229,3 +229,35 @@ def test_cli_refuses_bad_specs(cli, tmp_path):
     assert result.returncode == 1 and "no broker is running" in result.stderr
     result = cli("tune", "status", "nope")
     assert result.returncode == 1 and "no tuning run 'nope'" in result.stderr
+
+
+def test_deploy_announces_the_trial_and_follows_the_rollout(tune, data_dir):
+    from functions.tune.deploy import NotDeployable, check_deployment, deploy_event
+
+    studies = Studies(storage_url(data_dir))
+    ask = {"id": "dep", "space": SPACE, "budget": {"max_trials": 2, "parallel_trials": 2}}
+    post(tune, new_event(types.TUNING_REQUESTED, "/test", ask, id="dep-req"))
+    run = studies.get("dep")
+    with pytest.raises(NotDeployable, match="no trial has completed yet"):
+        deploy_event(run)
+    checkpoint = {
+        "name": "digits",
+        "version": 7,
+        "bucket": "artifacts",
+        "key": "models/digits/7/model.safetensors",
+    }
+    done = {"tuning": "dep", "trial": 1, "metrics": {"val_accuracy": 0.8}, "checkpoint": checkpoint}
+    post(tune, new_event(types.TRIAL_COMPLETED, "/test", done, id="dep-1"))
+    with pytest.raises(NotDeployable, match="trial 0 is running, not complete"):
+        deploy_event(run, 0)
+    event = deploy_event(run)
+    assert event.get_type() == types.MODEL_TRAINED
+    assert event.get_data()["key"] == checkpoint["key"] and event.get_data()["trial"] == 1
+    assert deploy_event(run).get_id() == event.get_id()  # asking twice is the same request
+    assert run.view()["deployment"]["status"] == "deploying"
+    # not promoted yet: the endpoint is not probed, whatever it says
+    assert check_deployment(run, "http://127.0.0.1:9")["status"] == "deploying"
+    failed = {"model": "digits", "version": 7, "reason": "smoke inference failed: 0.4 accuracy"}
+    assert post(tune, new_event(types.REVISION_FAILED, "/builder", failed)).status_code == 202
+    deployment = studies.get("dep").view()["deployment"]
+    assert deployment["status"] == "failed" and "smoke inference failed" in deployment["reason"]
