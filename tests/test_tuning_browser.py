@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -45,7 +46,7 @@ def site(tmp_path_factory):
     platform = Platform(load_spec(str(spec)), data, tick=0.5).start()
     server = UIServer(Instance.load(data), data).start()
     try:
-        yield server.url
+        yield SimpleNamespace(url=server.url, data=data)
     finally:
         server.stop()
         platform.stop(drain=5)
@@ -64,7 +65,7 @@ def browser():
 @pytest.fixture
 def page(browser, site):
     page = browser.new_page(viewport={"width": 1200, "height": 1400})
-    page.goto(site)
+    page.goto(site.url)
     yield page
     page.close()
 
@@ -128,3 +129,33 @@ def test_start_watch_and_deploy_from_the_page(page):
 
     meta = requests.get(url.removesuffix("/infer"), timeout=10)
     assert meta.status_code == 200 and time.monotonic() - started < 10
+
+
+def test_pipeline_panel_shows_services_events_and_candidates(page, site):
+    """Candidates are whatever the audio pipeline wrote to outputs/: a spectrogram image and a
+    clip per candidate; here two real ones are written the same way (PNG + WAV files)."""
+    import numpy as np
+    import soundfile as sf
+    from PIL import Image
+
+    outputs = site.data / "outputs" / "talk"
+    outputs.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray((rng.random((64, 128)) * 255).astype("uint8")).save(
+            outputs / f"candidate-{i}.png"
+        )
+        sf.write(
+            outputs / f"candidate-{i}.wav", np.sin(np.arange(8000) * 0.05 * (i + 1)) * 0.2, 8000
+        )
+    page.reload()
+    page.wait_for_selector("#candidates .candidate img", timeout=20_000)
+    assert page.locator("#candidates .candidate").count() == 2
+    assert page.locator("#candidates audio").count() == 2
+    src = page.get_attribute("#candidates audio", "src")
+    assert page.evaluate(f"fetch('{src}').then(r => r.headers.get('content-type'))").startswith(
+        "audio/"
+    )
+    page.wait_for_selector("#services tbody tr", timeout=20_000)
+    assert "tune" in page.inner_text("#services")
+    shot(page, "pipeline")

@@ -68,6 +68,9 @@ class TrialReporter:
         epoch = int(metrics.get("epoch", 1))
         self.trial.report(float(value), epoch)
         self.study._storage.set_trial_user_attr(self.trial_id, "heartbeat", time.time())
+        last_epoch = self.ticket.get("params", {}).get("epochs")
+        if isinstance(last_epoch, int) and epoch >= last_epoch:
+            return  # the trial is done anyway: a final report is a result, not a reason to stop
         if self.trial.should_prune():
             raise TrialPruned(
                 f"trial {self.number} pruned at epoch {epoch}: {self.objective}={value:.4g}"

@@ -98,7 +98,8 @@ async function refreshPipeline() {
   } catch (err) { /* the control API may be starting */ }
   try {
     fill("#events", (await getJSON("/api/events?limit=15")).slice().reverse(), [
-      (e) => (e.time || "").slice(11, 19), (e) => e.what || e.kind || "", (e) => e.type || "", (e) => e.subject || ""]);
+      (e) => (typeof e.time === "number" ? new Date(e.time * 1000).toISOString() : String(e.time || "")).slice(11, 19),
+      (e) => [e.kind, e.trigger].filter(Boolean).join(" "), (e) => e.type || "", (e) => e.subject || ""]);
   } catch (err) { /* broker not answering */ }
   try { fill("#dead", await getJSON("/api/deadletters"), [(d) => d.key, (d) => d.type, (d) => d.reason]); } catch (err) {}
   try {
