@@ -132,15 +132,24 @@ def test_bad_events_are_422_with_the_reason(tune, data, message):
 
 
 # --- the web API and the page's form ------------------------------------------------------------
-@pytest.fixture
-def broker(data_dir, tmp_path):
-    handle = launch(data_dir, available_spec(tmp_path / "knflow.yaml"))
-    yield handle
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """One broker (a real process) for the page/API tests of this module."""
+    tmp = tmp_path_factory.mktemp("ui")
+    (tmp / "data").mkdir()
+    handle = launch(tmp / "data", available_spec(tmp / "knflow.yaml"))
+    yield handle, tmp / "data"
     handle.stop()
 
 
 @pytest.fixture
-def ui(data_dir, broker):
+def broker(site):
+    return site[0]
+
+
+@pytest.fixture
+def ui(site):
+    broker, data_dir = site
     instance = Instance(
         pid=os.getpid(),
         namespace="knflow",
@@ -192,7 +201,8 @@ def test_bad_uploads_are_refused(ui, upload, message):
     assert message in response.get_json()["error"]
 
 
-def test_api_json_bad_input_and_good_request_reaches_the_broker(ui, broker, data_dir):
+def test_api_json_bad_input_and_good_request_reaches_the_broker(ui, site):
+    broker, data_dir = site
     bad = ui.post("/api/tuning", json={"space": {"lr": {"type": "float", "low": 5, "high": 1}}})
     assert bad.status_code == 400 and "range is reversed" in bad.get_json()["error"]
     assert ui.post("/api/tuning", json=[1, 2]).status_code == 400

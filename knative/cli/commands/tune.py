@@ -8,19 +8,11 @@ from pathlib import Path
 
 import yaml
 
-from eventing.client import NoBroker, find_broker
-from functions.tune import SpaceError, UnknownRun
-from functions.tune.client import (
-    deployment_status,
-    request_deployment,
-    start_run,
-    studies_for,
-    validate,
-)
-from functions.tune.deploy import NotDeployable
-
 from ...instance import Instance, NotRunning
 from ..common import CliError, command, data_dir, emit, group, table
+
+# functions.tune (Optuna, SQLAlchemy) is imported by the handlers only: every `knflow` command
+# loads this module to register its verbs, and should not pay for that import.
 
 
 def register(groups: argparse._SubParsersAction) -> None:
@@ -77,6 +69,10 @@ def _spec(args: argparse.Namespace) -> dict:
 
 
 def run_start(args: argparse.Namespace) -> int:
+    from eventing.client import NoBroker, find_broker
+    from functions.tune import SpaceError
+    from functions.tune.client import start_run, validate
+
     raw = _spec(args)
     try:
         request = validate(raw)  # before looking for the broker: bad input is exit 2 either way
@@ -99,6 +95,9 @@ def run_start(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace):
+    from functions.tune import UnknownRun
+    from functions.tune.client import studies_for
+
     try:
         return studies_for(data_dir(args)).get(args.id)
     except UnknownRun as exc:
@@ -165,6 +164,8 @@ def run_best(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from functions.tune.client import studies_for
+
     views = [r.view() for r in studies_for(data_dir(args)).runs()]
     summary = [{k: v[k] for k in ("id", "status", "counts", "best")} for v in views]
     if emit(summary, args.output):
@@ -184,6 +185,10 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_deploy(args: argparse.Namespace) -> int:
+    from eventing.client import NoBroker, find_broker
+    from functions.tune.client import deployment_status, request_deployment
+    from functions.tune.deploy import NotDeployable
+
     run = _run(args)
     try:
         instance = Instance.load(data_dir(args))
