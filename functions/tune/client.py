@@ -10,9 +10,9 @@ from typing import Any
 
 from eventing import new_event, types
 from eventing.client import BrokerClient
-from eventing.http import to_json
 
 from .deploy import check_deployment, deploy_event
+from .emit import send
 from .optimizers import storage_url
 from .request import TuningRequest
 from .study import Run, Studies
@@ -55,6 +55,4 @@ def deployment_status(run: Run, predict_url: str) -> dict[str, Any] | None:
 
 
 def _send(broker: BrokerClient, event) -> None:
-    response = broker.send(to_json(event))
-    if response.status_code >= 300:
-        raise RuntimeError(f"the broker refused {event.get_type()}: {response.text.strip()[:200]}")
+    send(broker.url, event)

@@ -32,9 +32,6 @@ class Objective:
     direction: str = "maximize"
     goal: float | None = None  # stop early once the best value reaches it
 
-    def better(self, a: float, b: float) -> bool:
-        return a > b if self.direction == "maximize" else a < b
-
     def reached(self, value: float | None) -> bool:
         if self.goal is None or value is None:
             return False

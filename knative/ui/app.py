@@ -23,6 +23,7 @@ from functions.tune.client import (
     studies_for,
 )
 from functions.tune.deploy import NotDeployable
+from functions.tune.emit import SinkError
 
 from ..instance import Instance, NotRunning
 
@@ -57,6 +58,7 @@ def create_app(instance: Instance, data_dir: Path | str | None = None) -> Flask:
         return jsonify({"error": str(exc)}), 404
 
     @app.errorhandler(NoBroker)
+    @app.errorhandler(SinkError)
     @app.errorhandler(NotRunning)
     def _down(exc):
         return jsonify({"error": str(exc)}), 503

@@ -72,6 +72,7 @@ def run_start(args: argparse.Namespace) -> int:
     from eventing.client import NoBroker, find_broker
     from functions.tune import SpaceError
     from functions.tune.client import start_run, validate
+    from functions.tune.emit import SinkError
 
     raw = _spec(args)
     try:
@@ -79,7 +80,7 @@ def run_start(args: argparse.Namespace) -> int:
         start_run(find_broker(data_dir(args)), request)
     except SpaceError as exc:
         raise CliError(f"invalid tuning request: {exc}", 2) from None
-    except NoBroker as exc:
+    except (NoBroker, SinkError) as exc:
         raise CliError(str(exc)) from None
     if not emit(request.to_dict(), args.output):
         b = request.budget
@@ -188,12 +189,13 @@ def run_deploy(args: argparse.Namespace) -> int:
     from eventing.client import NoBroker, find_broker
     from functions.tune.client import deployment_status, request_deployment
     from functions.tune.deploy import NotDeployable
+    from functions.tune.emit import SinkError
 
     run = _run(args)
     try:
         instance = Instance.load(data_dir(args))
         deployment = request_deployment(find_broker(data_dir(args)), run, args.trial)
-    except (NotRunning, NoBroker) as exc:
+    except (NotRunning, NoBroker, SinkError) as exc:
         raise CliError(str(exc)) from None
     except NotDeployable as exc:
         raise CliError(str(exc), 2) from None
