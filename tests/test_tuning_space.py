@@ -95,6 +95,20 @@ def test_duplicate_names_in_a_list_are_refused():
             ],
         ),
         (
+            "lr from 1e-3 to 1e-1, optimizer sgd or adam",
+            [
+                {"name": "lr", "type": "float", "low": 1e-3, "high": 0.1, "log": True},
+                {"name": "optimizer", "type": "categorical", "choices": ["sgd", "adam"]},
+            ],
+        ),
+        (
+            "batch size 32 or 64, 128 and lr 1e-4 to 1e-2",
+            [
+                {"name": "batch_size", "type": "categorical", "choices": [32, 64, 128]},
+                {"name": "lr", "type": "float", "low": 1e-4, "high": 0.01, "log": True},
+            ],
+        ),
+        (
             "optimizer sgd, adam; weight decay 1e-5 to 1e-3 log",
             [
                 {"name": "optimizer", "type": "categorical", "choices": ["sgd", "adam"]},

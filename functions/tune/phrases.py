@@ -30,19 +30,20 @@ ALIASES = {
 }
 FLOAT_NAMES = {"lr", "momentum", "weight_decay", "dropout"}
 
+_WORDS = r"[a-z_][a-z0-9_]*(?:\s+[a-z_][a-z0-9_]*)*?"  # a name: words that start with a letter
 _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?"
 _RANGE = re.compile(
-    rf"^(?P<name>[a-z_][a-z0-9_ ]*?)\s*(?:from|between|in|is|=|:|range)?\s*\[?\s*(?P<low>{_NUM})\s*"
-    rf"(?:to|and|-|\.\.|…|,)\s*(?P<high>{_NUM})\s*\]?"
+    rf"^(?P<name>{_WORDS})\b\s*(?:from|between|in|is|=|:|range)?\s*\[?\s*(?P<low>{_NUM})\s*"
+    rf"(?:to|and|-|\.\.|…)\s*(?P<high>{_NUM})\s*\]?"
     rf"(?P<rest>(?:\s+(?:on\s+a\s+)?(?:log(?:arithmic)?(?:\s+scale)?|linear(?:ly)?(?:\s+scale)?"
     rf"|step\s+{_NUM}|\(log\)|\(linear\)))*)\s*$"
 )
 _CHOICES = re.compile(
-    r"^(?P<name>[a-z_][a-z0-9_ ]*?)\s*(?:one\s+of|in|is|either|=|:|of)?\s*[\[{(]?"
+    rf"^(?P<name>{_WORDS})\b\s*(?:one\s+of|in|is|either|=|:|of)?\s*[\[{{(]?"
     r"(?P<values>[^\s,/\[\]{}()]+(?:\s*(?:,|\bor\b|/)\s*[^\s,/\[\]{}()]+)+)\s*[\]})]?\s*$"
 )
-_NEXT_NAME = r"(?=[a-z_][a-z_ ]*?\s*(?:from|between|in\b|is\b|=|:|one\s+of|either|[-+.\d\[{(]))"
-_SPLIT_CLAUSES = re.compile(rf"\s*(?:;|\n|,\s*(?:and\s+)?{_NEXT_NAME}|\s+and\s+{_NEXT_NAME})\s*")
+_SEPARATORS = re.compile(r"(;|\n|,|\s+and\s+)")
+_LEADING = re.compile(r"^(?:and|tune|try|with|search)\s+")
 
 
 def parse_phrase(text: str) -> list[dict[str, Any]]:
@@ -61,15 +62,19 @@ def parse_phrase(text: str) -> list[dict[str, Any]]:
 
 
 def _clauses(text: str) -> list[str]:
-    parts = [p.strip() for p in _SPLIT_CLAUSES.split(text) if p and p.strip()]
-    merged: list[str] = []
-    for part in parts:
-        part = re.sub(r"^(?:and|tune|try|with|search)\s+", "", part)
-        if merged and re.fullmatch(r"[a-z0-9_.+-]+", part):
-            merged[-1] += f", {part}"  # "optimizer sgd, adam": a bare value continues the list
+    """Split at `;`/new lines always, and at `,`/`and` only where a readable clause follows
+    ("optimizer sgd, adam" and "between 0.001 and 0.1" stay whole)."""
+    pieces = _SEPARATORS.split(text)
+    clauses = [_LEADING.sub("", pieces[0].strip())]
+    for sep, piece in zip(pieces[1::2], pieces[2::2], strict=True):
+        piece = _LEADING.sub("", piece.strip())
+        if not piece:
+            continue
+        if sep in (";", "\n") or _RANGE.match(piece) or _CHOICES.match(piece):
+            clauses.append(piece)
         else:
-            merged.append(part)
-    return merged
+            clauses[-1] += f"{sep}{piece}" if sep.strip() == "and" else f"{sep} {piece}"
+    return [c for c in clauses if c]
 
 
 def _clause(clause: str) -> dict[str, Any]:

@@ -171,6 +171,9 @@ def run_list(args: argparse.Namespace) -> int:
     summary = [{k: v[k] for k in ("id", "status", "counts", "best")} for v in views]
     if emit(summary, args.output):
         return 0
+    if not views:
+        print("No tuning runs found.")
+        return 0
     rows = [
         (
             v["id"],
