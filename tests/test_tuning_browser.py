@@ -102,6 +102,7 @@ def test_bad_input_on_the_page_says_why(page, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_start_watch_and_deploy_from_the_page(page):
     page.fill("#request", "learning rate from 5e-3 to 3e-1, batch size 32 or 64")
     page.fill("#max_trials", "4")
