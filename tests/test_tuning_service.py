@@ -7,6 +7,7 @@ import io
 import json
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -271,3 +272,38 @@ def test_deploy_announces_the_trial_and_follows_the_rollout(tune, data_dir):
     assert post(tune, new_event(types.REVISION_FAILED, "/builder", failed)).status_code == 202
     deployment = studies.get("dep").view()["deployment"]
     assert deployment["status"] == "failed" and "smoke inference failed" in deployment["reason"]
+
+
+def test_background_check_re_asks_trials_whose_trainer_died(data_dir, sink):
+    cfg = FunctionConfig(
+        function="tune", sink=sink.url, data_dir=data_dir, config={"check_interval": 0.2}
+    )
+    function = new()
+    app = create_app(function, cfg, start_in_background=False)
+    try:
+        ask = {
+            "id": "dies",
+            "space": SPACE,
+            "budget": {"max_trials": 2, "parallel_trials": 2, "trial_timeout": 0.5},
+        }
+        first = post(
+            app.test_client(), new_event(types.TUNING_REQUESTED, "/test", ask, id="dies-req")
+        )
+        assert first.status_code == 200
+        # nobody trains: after the deadline the checker fails both and asks them again
+        deadline = time.monotonic() + 20
+        while (
+            time.monotonic() < deadline
+            and sum(e.get_data()["attempt"] == 2 for e in sink.events) < 2
+        ):
+            time.sleep(0.2)
+        retried = [e.get_data() for e in sink.events if e.get_data()["attempt"] == 2]
+        assert len(retried) == 2
+        view = Studies(storage_url(data_dir)).get("dies").view()
+        assert all(
+            "no result within the deadline" in t["error"]
+            for t in view["trials"]
+            if t["state"] == "fail"
+        )
+    finally:
+        function.stop()

@@ -23,7 +23,7 @@ from .emit import send
 from .optimizers import storage_url
 from .request import TuningRequest
 from .space import SpaceError
-from .study import Outcome, Run, Studies, UnknownRun
+from .study import RUNNING, Outcome, Run, Studies, UnknownRun
 
 log = logging.getLogger("knflow.tune")
 SOURCE = "/knflow/tune"
@@ -140,9 +140,8 @@ class TuneFunction:
     def check(self) -> None:
         """Fail overdue trials of every running run and send what that asks for."""
         with self.lock:
-            for run in self.studies.runs():
-                if run.status == "running":
-                    self._send(run, run.expire(), reply=False)
+            for run in self.studies.runs(status=RUNNING):
+                self._send(run, run.expire(), reply=False)
 
     def _send(self, run: Run, outcome: Outcome, reply: bool):
         events = [trial_event(t) for t in outcome.trials]

@@ -79,9 +79,13 @@ class Studies:
     def ids(self) -> list[str]:
         return [s.study_name for s in self.storage.get_all_studies()]
 
-    def runs(self) -> list[Run]:
+    def runs(self, status: str | None = None) -> list[Run]:
+        """Every run (or those in `status`), oldest first."""
         found = []
-        for run_id in self.ids():
+        for summary in self.storage.get_all_studies():
+            if status is not None and summary.user_attrs.get("status", RUNNING) != status:
+                continue
+            run_id = summary.study_name
             try:
                 found.append(self.get(run_id))
             except UnknownRun:
