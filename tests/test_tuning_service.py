@@ -307,3 +307,31 @@ def test_background_check_re_asks_trials_whose_trainer_died(data_dir, sink):
         )
     finally:
         function.stop()
+
+
+def test_dead_lettered_deployment_is_reported_failed_with_the_reason(tune, data_dir):
+    import base64
+
+    from functions.tune.deploy import check_deployment, deploy_event
+    from storage import open_store
+
+    ask = {"id": "dl", "space": SPACE, "budget": {"max_trials": 1, "parallel_trials": 1}}
+    post(tune, new_event(types.TUNING_REQUESTED, "/test", ask, id="dl-req"))
+    checkpoint = {"name": "digits", "version": 3, "key": "models/digits/3/model.safetensors"}
+    done = {"tuning": "dl", "trial": 0, "metrics": {"val_accuracy": 0.2}, "checkpoint": checkpoint}
+    post(tune, new_event(types.TRIAL_COMPLETED, "/test", done, id="dl-0"))
+    run = Studies(storage_url(data_dir)).get("dl")
+    event = deploy_event(run)
+    store = open_store(f"file://{data_dir}")
+    assert check_deployment(run, "", store)["status"] == "deploying"  # nothing dead-lettered yet
+    why = "bad input: export of digits v3 failed its check: onnx differs"
+    letter = {
+        "id": event.get_id(),
+        "type": event.get_type(),
+        "knativeerrorcode": "422",
+        "knativeerrordata": base64.b64encode(why.encode()).decode(),
+    }
+    store.create_bucket("dead-letters")
+    store.put("dead-letters", event.get_id(), json.dumps(letter).encode())
+    deployment = check_deployment(run, "", store)
+    assert deployment["status"] == "failed" and deployment["reason"] == why

@@ -50,8 +50,8 @@ def request_deployment(broker: BrokerClient, run: Run, trial: int | None = None)
     return run.study.user_attrs["deployment"]
 
 
-def deployment_status(run: Run, predict_url: str) -> dict[str, Any] | None:
-    return check_deployment(run, predict_url)
+def deployment_status(run: Run, predict_url: str, store=None) -> dict[str, Any] | None:
+    return check_deployment(run, predict_url, store)
 
 
 def _send(broker: BrokerClient, event) -> None:

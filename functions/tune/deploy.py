@@ -4,6 +4,8 @@ model; the run records the request and notices when the endpoint serves that ver
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from typing import Any
 
@@ -14,6 +16,7 @@ from eventing import derive_id, new_event, types
 from .study import Run
 
 SOURCE = "/knflow/tune"
+DEAD_LETTERS = "dead-letters"
 
 
 class NotDeployable(ValueError):
@@ -55,10 +58,32 @@ def deploy_event(run: Run, trial: int | None = None):
     return event
 
 
-def check_deployment(run: Run, predict_url: str, timeout: float = 3.0) -> dict[str, Any] | None:
+def dead_letter_reason(doc: dict[str, Any]) -> str:
+    """Why the broker gave up on an event (`knativeerrordata`, base64 as Knative writes it)."""
+    raw = doc.get("knativeerrordata") or ""
+    try:
+        text = base64.b64decode(raw, validate=True).decode("utf-8", "replace")
+    except ValueError:
+        text = str(raw)
+    return " ".join(text.split())[:500] or f"dead-lettered (code {doc.get('knativeerrorcode')})"
+
+
+def check_deployment(
+    run: Run, predict_url: str, store=None, timeout: float = 3.0
+) -> dict[str, Any] | None:
     """Mark the deployment ready once it is promoted and `predict` serves the trial's model
-    version; return it."""
+    version, or failed when its `model.trained` event was dead-lettered (e.g. the export check
+    refused the model); return it."""
     deployment = run.study.user_attrs.get("deployment")
+    if deployment and deployment.get("status") == "deploying" and store is not None:
+        try:
+            doc = json.loads(store.get(DEAD_LETTERS, deployment["event_id"]))
+        except (KeyError, ValueError):  # not dead-lettered (NoSuchObject/Bucket are KeyErrors)
+            doc = None
+        if isinstance(doc, dict):
+            deployment = {**deployment, "status": "failed", "reason": dead_letter_reason(doc)}
+            run.set_deployment(deployment)
+            return deployment
     # Only after the builder promoted the revision (tune hears revision.ready): during the canary
     # a probe could reach the new revision while a rollback is still possible.
     if not deployment or deployment.get("status") != "promoted" or not predict_url:

@@ -22,7 +22,7 @@ from functions.tune.client import (
     start_run,
     studies_for,
 )
-from functions.tune.deploy import NotDeployable
+from functions.tune.deploy import NotDeployable, dead_letter_reason
 from functions.tune.emit import SinkError
 
 from ..instance import Instance, NotRunning
@@ -88,7 +88,7 @@ def create_app(instance: Instance, data_dir: Path | str | None = None) -> Flask:
     @app.get("/api/tuning/<run_id>")
     def run(run_id: str):
         found = studies_for(data).get(run_id)
-        deployment_status(found, instance.services.get("predict", ""))
+        deployment_status(found, instance.services.get("predict", ""), store())
         return jsonify(found.view())
 
     @app.post("/api/tuning/<run_id>/deploy")
@@ -140,7 +140,9 @@ def create_app(instance: Instance, data_dir: Path | str | None = None) -> Flask:
                 doc = json.loads(store().get("dead-letters", info.key))
             except ValueError:
                 continue
-            out.append({"key": info.key, "type": doc.get("type"), "reason": _reason(doc)})
+            out.append(
+                {"key": info.key, "type": doc.get("type"), "reason": dead_letter_reason(doc)}
+            )
         return jsonify(out)
 
     @app.get("/api/candidates")
@@ -252,13 +254,3 @@ def _ready(status: dict[str, Any]) -> bool:
     return any(
         c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", [])
     )
-
-
-def _reason(doc: dict[str, Any]) -> str:
-    import base64
-
-    raw = doc.get("knativeerrordata") or ""
-    try:
-        return base64.b64decode(raw).decode("utf-8", "replace")[:300]
-    except ValueError:
-        return str(raw)[:300]

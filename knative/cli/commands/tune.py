@@ -202,11 +202,13 @@ def run_deploy(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     except NotDeployable as exc:
         raise CliError(str(exc), 2) from None
-    predict = instance.services.get("predict", "")
+    from storage import open_store
+
+    predict, store = instance.services.get("predict", ""), open_store(instance.store_url)
     deadline = time.monotonic() + args.wait
     while deployment.get("status") not in ("ready", "failed") and time.monotonic() < deadline:
         time.sleep(1)
-        deployment = deployment_status(run, predict) or deployment
+        deployment = deployment_status(run, predict, store) or deployment
     if emit(deployment, args.output):
         return 0
     print(
