@@ -221,10 +221,9 @@ def test_trainer_reports_per_epoch_and_median_pruner_stops_laggards(studies):
 
 KILLED_TUNER = textwrap.dedent(
     """
-    import math, sys, time
-    from functions.tune import Studies, TuningRequest
-    sys.path.insert(0, "tests")
-    from test_tuning_study import finish, request
+    import sys, time
+    from functions.tune import Studies
+    from tests.test_tuning_study import finish, request
     run = Studies(sys.argv[1]).create(request())
     pending = list(run.fill("req").trials)
     while pending:
