@@ -111,7 +111,8 @@ def dockerfile(function: str, base_image: str, with_code: bool) -> str:
         f"ENV KNFLOW_FUNCTION={function} KNFLOW_MODEL_DIR=/models PYTHONPATH=/app\n"
         "USER 65532:65532\n"
         "EXPOSE 8080\n"
-        'CMD ["python", "-m", "functions.runtime", "--port", "8080"]\n'
+        "ENV PORT=8080\n"
+        'CMD ["python", "-m", "functions.runtime"]\n'
     )
 
 

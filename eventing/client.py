@@ -94,6 +94,9 @@ class BrokerClient:
         except requests.RequestException as exc:
             raise self._unreachable(exc) from None
         with resp:
-            for line in resp.iter_lines(decode_unicode=True):
-                if line and line.startswith("data: "):
-                    yield json.loads(line[6:])
+            try:
+                for line in resp.iter_lines(decode_unicode=True):
+                    if line and line.startswith("data: "):
+                        yield json.loads(line[6:])
+            except requests.RequestException:
+                return  # the broker went away mid-stream

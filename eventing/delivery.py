@@ -5,7 +5,7 @@
   `backoffDelay * 2^n` (exponential) before retry n.
 - After the last try the event goes to the dead-letter sink with `knativeerrordest`,
   `knativeerrorcode` and `knativeerrordata` (base64 of the response body, cut to 1024 bytes).
-- A 2xx reply that carries a CloudEvent is handed back to the broker (it re-enters through the
+- A 200 reply that carries a CloudEvent is handed back to the broker (it re-enters through the
   durable path); a reply without one (202, empty body) is simply an acknowledgement.
 - Each Trigger has its own queue and its own workers (at most `max_in_flight` requests), and a
   retry waits on a timer, not in a worker: a slow or failing subscriber never delays another.
@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import aiohttp
-
 from .http import InvalidEvent, json_events_from_http, json_to_binary
+from .httpclient import HTTPClient
 
 log = logging.getLogger("knflow.broker")
 
@@ -128,22 +127,18 @@ class Attempt:
         return str(self.status) if self.status is not None else self.error
 
 
-async def post(
-    session: aiohttp.ClientSession, url: str | None, doc: dict[str, Any], timeout: float
-) -> Attempt:
+async def post(client: HTTPClient, url: str | None, doc: dict[str, Any], timeout: float) -> Attempt:
     """POST one event in binary mode; never raises (errors come back in the Attempt)."""
     if url is None:
         return Attempt(url, error="subscriber not resolvable (no address for it yet)")
     headers, body = json_to_binary(doc)
     try:
-        async with session.post(
-            url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
-        ) as resp:
-            return Attempt(url, resp.status, await resp.read(), dict(resp.headers))
+        resp = await client.post(url, headers, body, timeout)
     except TimeoutError:
         return Attempt(url, error=f"timed out after {timeout:g}s")
-    except (aiohttp.ClientError, OSError, ValueError) as exc:
-        return Attempt(url, error=f"{type(exc).__name__}: {exc}" if str(exc) else repr(exc))
+    except OSError as exc:
+        return Attempt(url, error=str(exc) or type(exc).__name__)
+    return Attempt(url, resp.status, resp.body, resp.headers)
 
 
 def reply_of(attempt: Attempt) -> dict[str, Any] | None:
@@ -194,10 +189,11 @@ class TriggerStats:
     last_latency_ms: float = 0.0
 
 
-# Callbacks into the broker: done(seq, trigger, outcome) once an item is finished (it must be
-# journaled before returning), reply(doc, parent_doc) to ingest a reply, note(kind, ...) for the
-# event feed.
-Done = Callable[[int, str, str], Awaitable[None]]
+# Callbacks into the broker: done(seq, trigger, outcome) once an item is finished (the broker
+# journals it; the worker moves on without waiting for that fsync), reply(doc, parent_doc) to
+# ingest a reply (awaited: the reply is durable before the original is acknowledged),
+# note(kind, ...) for the event feed.
+Done = Callable[[int, str, str], None]
 Reply = Callable[[dict[str, Any], dict[str, Any]], Awaitable[None]]
 Note = Callable[..., None]
 
@@ -211,7 +207,7 @@ class TriggerDispatcher:
         subscriber: Destination,
         policy: RetryPolicy,
         *,
-        session: aiohttp.ClientSession,
+        client: HTTPClient,
         resolver: Resolver,
         done: Done,
         reply: Reply,
@@ -219,7 +215,7 @@ class TriggerDispatcher:
         max_in_flight: int = 32,
     ):
         self.name, self.subscriber, self.policy = name, subscriber, policy
-        self.session, self.resolver = session, resolver
+        self.client, self.resolver = client, resolver
         self._done, self._reply, self._note = done, reply, note
         self.max_in_flight = max_in_flight
         self.queue: deque[Item] = deque()
@@ -263,7 +259,7 @@ class TriggerDispatcher:
             return
         url = self.resolver.resolve(self.subscriber)
         started = time.perf_counter()
-        attempt = await post(self.session, url, item.doc, self.policy.timeout)
+        attempt = await post(self.client, url, item.doc, self.policy.timeout)
         item.tries += 1
         if attempt.ok:
             self.stats.last_latency_ms = (time.perf_counter() - started) * 1e3
@@ -273,7 +269,7 @@ class TriggerDispatcher:
                 await self._reply(reply, item.doc)
             self.stats.delivered += 1
             self._note("delivered", item.doc, trigger=self.name, code=attempt.status)
-            await self._done(item.seq, self.name, "ok")
+            self._done(item.seq, self.name, "ok")
             return
         self.stats.last_error = f"{url or self.subscriber.ref}: {attempt.describe()}"
         if retryable(attempt.status) and item.tries <= self.policy.retry:
@@ -292,18 +288,22 @@ class TriggerDispatcher:
         if sink is None:
             self.stats.failed += 1
             self._note("failed", item.doc, trigger=self.name, code=attempt.describe())
-            await self._done(item.seq, self.name, f"failed {attempt.describe()}")
+            self._done(item.seq, self.name, f"failed {attempt.describe()}")
             return
         url = self.resolver.resolve(sink)
-        result = await post(self.session, url, dead_letter(item.doc, attempt), self.policy.timeout)
+        result = await post(self.client, url, dead_letter(item.doc, attempt), self.policy.timeout)
         if result.ok:
             self.stats.dead_lettered += 1
             self._note("dead-lettered", item.doc, trigger=self.name, code=attempt.describe())
-            await self._done(item.seq, self.name, f"dead-lettered {attempt.describe()}")
+            self._done(item.seq, self.name, f"dead-lettered {attempt.describe()}")
             return
-        # The sink itself is down: keep the event (nothing is lost) and try the sink again.
+        # The sink itself is down: keep the event (nothing is lost) and try again later. When
+        # the subscriber had no address either (services still starting), it gets the next
+        # chance: whichever becomes reachable first decides where the event goes.
         self.stats.last_error = f"dead-letter sink {url or sink.ref}: {result.describe()}"
         self._note("retry", item.doc, trigger=self.name, code=f"dls {result.describe()}")
+        if attempt.url is None:
+            item.dead, item.tries = None, 0
         self._later(item, max(self.policy.backoff(1), 1.0))
 
     def _later(self, item: Item, delay: float) -> None:

@@ -42,6 +42,11 @@ class Feed:
     def unwatch(self, queue: asyncio.Queue) -> None:
         self._watchers.discard(queue)
 
+    def close(self) -> None:
+        """End every watcher's stream (the broker is stopping)."""
+        for queue in self._watchers:
+            queue.put_nowait(None)
+
 
 def matches(entry: Mapping[str, Any], wanted: Mapping[str, str]) -> bool:
     """`--type`/`--source`/`--trigger`/`--kind` filters: exact, or a prefix ending in `*`."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -69,6 +70,7 @@ def batch_to_http(events: list[CloudEvent]) -> tuple[dict[str, str], bytes]:
 
 # CloudEvents HTTP binding 3.1.3.2: printable ASCII is safe in headers except space, '"' and '%'.
 _HEADER_SAFE = "".join(c for c in map(chr, range(0x21, 0x7F)) if c not in ' "%')
+_NEEDS_QUOTING = re.compile(r'[^\x21-\x7e]|["%]')
 _JSON_TYPES = ("application/json", "text/json")
 
 
@@ -86,7 +88,9 @@ def json_to_binary(doc: dict[str, Any]) -> tuple[dict[str, str], bytes]:
             headers["content-type"] = str(value)
         else:
             text = value if isinstance(value, str) else json.dumps(value)
-            headers["ce-" + name] = quote(text, safe=_HEADER_SAFE)
+            if _NEEDS_QUOTING.search(text):
+                text = quote(text, safe=_HEADER_SAFE)
+            headers["ce-" + name] = text
     if "data_base64" in doc:
         return headers, base64.b64decode(doc["data_base64"])
     if "data" not in doc:
@@ -107,8 +111,28 @@ def json_events_from_http(headers: Mapping[str, str], body: bytes) -> list[dict[
 
 
 def to_json(event: CloudEvent) -> dict[str, Any]:
-    """The structured JSON form as a dict (for journals, logs, `-o json`)."""
-    return json.loads(to_structured(event, _FORMAT).body)
+    """The structured JSON form as a dict (for journals, logs, `-o json`).
+
+    Built directly (the SDK's JSON format rules: `time` as RFC 3339 with `Z`, bytes as
+    `data_base64`, non-JSON types as text) rather than serialised and parsed back, because the
+    broker does this for every event it accepts.
+    """
+    doc: dict[str, Any] = {}
+    for name, value in event.get_attributes().items():
+        if isinstance(value, datetime):
+            value = value.isoformat()
+            if value.endswith("+00:00"):
+                value = value[:-6] + "Z"
+        doc[name] = value
+    data = event.get_data()
+    if isinstance(data, bytes | bytearray):
+        doc["data_base64"] = base64.b64encode(data).decode()
+    elif data is not None:
+        is_json = _FORMAT.JSON_CONTENT_TYPE_PATTERN.match(
+            doc.get("datacontenttype", "application/json")
+        )
+        doc["data"] = data if is_json else str(data)
+    return doc
 
 
 def from_json(doc: dict[str, Any]) -> CloudEvent:

@@ -4,7 +4,7 @@ Why a journal: an event answered with 202 must survive `kill -9`, and after a re
 (event, Trigger) pair that was not acknowledged must be delivered again — and no acknowledged one.
 
 Layout: `<dir>/journal-<n>.log` segments of JSON lines, appended in order:
-    {"s": seq, "e": {structured CloudEvent}}     an accepted event
+    {"s": seq, "e": {event}, "t": ["trigger"]}  an accepted event and the Triggers it matched
     {"a": seq, "t": "trigger", "o": "outcome"}   that event is done at that Trigger
 An ack always follows its event in the stream, so it lives in the same or a later segment; the
 oldest segments are therefore deleted as a prefix once all of their events are done.
@@ -31,9 +31,11 @@ _SEGMENT = re.compile(r"journal-(\d{8})\.log")
 
 @dataclass
 class Recovered:
-    """What the journal held at start-up: events in order and the Triggers that acked each."""
+    """What the journal held at start-up: events in order, the Triggers each was routed to
+    (None for records that did not say) and the Triggers that acknowledged each."""
 
     events: dict[int, dict[str, Any]] = field(default_factory=dict)
+    routes: dict[int, list[str] | None] = field(default_factory=dict)
     acks: dict[int, set[str]] = field(default_factory=dict)
     next_seq: int = 1
 
@@ -72,6 +74,7 @@ class Journal:
                 if "e" in record:
                     seq = int(record["s"])
                     out.events[seq] = record["e"]
+                    out.routes[seq] = record.get("t")
                     self._segment_of[seq] = number
                     self._open_in[number] += 1
                     out.next_seq = max(out.next_seq, seq + 1)
@@ -82,9 +85,15 @@ class Journal:
         return out
 
     # --- appends --------------------------------------------------------------------------------
-    def append_event(self, seq: int, doc: dict[str, Any]) -> asyncio.Future:
-        """Queue an accepted event; the future resolves once it is on disk."""
-        return self._append({"s": seq, "e": doc}, seq)
+    def append_event(
+        self, seq: int, doc: dict[str, Any], triggers: list[str] | None = None
+    ) -> asyncio.Future:
+        """Queue an accepted event and the Triggers it is routed to (a Trigger added later
+        must not receive it after a restart); the future resolves once it is on disk."""
+        record: dict[str, Any] = {"s": seq, "e": doc}
+        if triggers is not None:
+            record["t"] = triggers
+        return self._append(record, seq)
 
     def append_ack(self, seq: int, trigger: str, outcome: str) -> asyncio.Future:
         """Queue "event `seq` is done at `trigger`"; the future resolves once it is on disk."""
@@ -138,6 +147,7 @@ class Journal:
                     os.close(self._fd)
                     self._active += 1
                     self._open_segment()
+                    self._drop_finished_prefix()
                 for w in waiters:
                     if not w.done():
                         w.set_result(None)

@@ -6,7 +6,9 @@ waits for that file (with *its* child's pid, so a stale file from a killed run n
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -93,6 +95,23 @@ def spawn(
     proc.kill()
     proc.wait()
     raise DaemonError(f"{module} did not start within {timeout:g}s: {_tail(log_path)}")
+
+
+async def stop_when_gone(pid: int, stop: asyncio.Event, every: float = 1.0) -> None:
+    """Set `stop` once process `pid` (whoever launched this daemon) no longer exists.
+
+    A daemon started by `knflow up` or a test must not outlive it: an orphaned broker would
+    hold the data directory's lock and refuse the next `knflow up`.
+    """
+    while not stop.is_set():
+        await asyncio.sleep(every)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            logging.getLogger("knflow").warning("launcher (pid %d) is gone: stopping", pid)
+            stop.set()
+        except PermissionError:
+            pass
 
 
 def read_address(path: Path) -> dict[str, Any] | None:

@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import json
 import logging
 import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -28,10 +25,10 @@ from aiohttp import web
 
 from .instance import Instance
 from .serving import Serving, control_app
+from .serving.replicas import STOP_GRACE
 from .spec import Pipeline
 
 log = logging.getLogger("knflow.platform")
-REPO = Path(__file__).resolve().parent.parent
 
 
 class Platform:
@@ -58,7 +55,7 @@ class Platform:
         self.source_urls: dict[str, str] = {}
         self.serving: Serving | None = None
         self._broker: Any = None
-        self._sources: subprocess.Popen | None = None
+        self._sources: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -86,7 +83,8 @@ class Platform:
     def stop(self, drain: float = 30.0) -> None:
         """Stop sources, then the broker, then drain and stop services. Safe to call twice."""
         if self._sources is not None:
-            _terminate(self._sources)
+            with contextlib.suppress(Exception):
+                self._sources.stop()
             self._sources = None
         if self._broker is not None:
             with contextlib.suppress(Exception):
@@ -94,7 +92,7 @@ class Platform:
             self._broker = None
         if self._loop is not None:
             with contextlib.suppress(Exception):
-                self._call(self._stop_serving(drain), timeout=drain + 30)
+                self._call(self._stop_serving(drain), timeout=2 * drain + STOP_GRACE + 30)
             self._loop.call_soon_threadsafe(self._loop.stop)
             if self._thread is not None:
                 self._thread.join(10)
@@ -181,8 +179,7 @@ class Platform:
         await self.serving.start()
         self._runner = web.AppRunner(control_app(self.serving), access_log=None)
         await self._runner.setup()
-        ports_file = self.serving.root / "ports.json"
-        ports = json.loads(ports_file.read_text())
+        ports = self.serving.ports
         site = None
         for port in (int(ports.get("control", 0)), 0):
             site = web.TCPSite(self._runner, "127.0.0.1", port, reuse_address=True)
@@ -193,7 +190,7 @@ class Platform:
                 continue
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         ports["control"] = port
-        ports_file.write_text(json.dumps(ports))
+        self.serving.save_ports()
         self.control_url = f"http://127.0.0.1:{port}"
 
     async def _stop_serving(self, drain: float) -> None:
@@ -212,31 +209,13 @@ class Platform:
     def _start_sources(self, spec_path: Path) -> None:
         if not (self.want_sources and self.pipeline.sources and self.broker_url):
             return
-        if importlib.util.find_spec("eventing.sources") is None:
-            log.warning("eventing.sources is not available: sources are not running")
+        try:
+            from eventing.sources import launch
+        except ImportError as exc:
+            log.warning("no event sources available (%s)", exc)
             return
-        log_path = self.state_dir / "sources.log"
-        with open(log_path, "ab") as out:
-            self._sources = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "eventing.sources",
-                    "--data",
-                    str(self.data_dir),
-                    "--spec",
-                    str(spec_path),
-                    "--broker",
-                    self.broker_url,
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=_child_env(),
-                start_new_session=True,
-            )
-        addresses = self.state_dir / "sources" / "addresses.json"
-        with contextlib.suppress(OSError, ValueError):
-            self.source_urls = json.loads(addresses.read_text())
+        self._sources = launch(self.data_dir, spec_path, self.broker_url)
+        self.source_urls = self._sources.sources
 
     def _write_instance(self) -> None:
         Instance(
@@ -249,20 +228,3 @@ class Platform:
             sources=self.source_urls,
             data_dir=str(self.data_dir),
         ).write(self.data_dir)
-
-
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    return env
-
-
-def _terminate(proc: subprocess.Popen, grace: float = 10.0) -> None:
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()

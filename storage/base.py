@@ -102,16 +102,17 @@ class ObjectStore(abc.ABC):
     def download(
         self, bucket: str, key: str, path: Path, progress: Progress | None = None
     ) -> ObjectInfo:
-        """Stream an object to a file, all or nothing: a temp file beside `path`, fsync, rename.
+        """Stream an object to a file, all or nothing: a temp file beside `path`, then rename.
 
-        A failure part-way (missing object, network, disk full) leaves `path` untouched.
+        A failure part-way (missing object, network, disk full) leaves `path` untouched. Not
+        fsynced (like cp or boto3): the object itself stays safe in the store.
         """
         from .files import atomic_write
 
         info = self.head(bucket, key)
         path = Path(path)
         try:
-            with atomic_write(path) as f:
+            with atomic_write(path, durable=False) as f:
                 self._read_into(bucket, key, f, progress)
         except OSError as exc:
             raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None

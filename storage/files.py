@@ -8,29 +8,26 @@ stray temp file (which never has the final name).
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
 CHUNK = 1 << 20  # 1 MiB: large enough for throughput, small enough to keep memory flat
-
-
-class _Hasher(Protocol):
-    def update(self, data: bytes | memoryview, /) -> None: ...
 
 
 def copy_stream(
     src: BinaryIO,
     dst: BinaryIO,
     progress=None,
-    hasher: _Hasher | None = None,
     chunk: int = CHUNK,
 ) -> int:
     """Copy `src` to `dst` in fixed-size chunks (memory stays at one chunk); returns the size.
 
-    `progress(total_so_far)` is called after every chunk; `hasher.update` sees every byte.
+    `progress(total_so_far)` is called after every chunk.
     """
     buf = bytearray(chunk)
     view = memoryview(buf)
@@ -45,12 +42,35 @@ def copy_stream(
             n = len(data)
         if not n:
             return total
-        if hasher is not None:
-            hasher.update(data)
         dst.write(data)
         total += n
         if progress is not None:
             progress(total)
+
+
+def kernel_copy(src: BinaryIO, dst: BinaryIO, progress=None) -> int | None:
+    """Copy a regular file from its current position into `dst` inside the kernel
+    (copy_file_range: no bytes through Python). Returns None, having copied nothing, when the
+    source is not a regular file or the kernel cannot copy between the two files."""
+    try:
+        src_fd, dst_fd = src.fileno(), dst.fileno()
+        if not stat.S_ISREG(os.fstat(src_fd).st_mode):
+            return None
+        start = src.tell()
+        dst.flush()
+        os.lseek(src_fd, start, os.SEEK_SET)
+        n = os.copy_file_range(src_fd, dst_fd, 8 * CHUNK)
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return None
+    total = 0
+    while n:
+        total += n
+        if progress is not None:
+            progress(total)
+        n = os.copy_file_range(src_fd, dst_fd, 8 * CHUNK)
+    src.seek(start + total)
+    dst.seek(0, os.SEEK_CUR)  # resync the buffered writer with the fd's position
+    return total
 
 
 def fsync_dir(path: Path) -> None:
@@ -83,11 +103,40 @@ def seal(f: BinaryIO) -> os.stat_result:
 
 
 @contextlib.contextmanager
-def atomic_write(path: Path) -> Iterator[BinaryIO]:
-    """Write `path` all-or-nothing: a temp file beside it, fsync, rename, fsync the folder."""
+def atomic_write(path: Path, durable: bool = True) -> Iterator[BinaryIO]:
+    """Write `path` all-or-nothing: a temp file beside it, renamed over `path` once complete.
+
+    `durable` also fsyncs the file and folder, so the new bytes survive a power cut; a copy
+    whose original stays safe elsewhere (a download) can skip that, as cp and boto3 do.
+    """
     path = Path(path)
     with staged(path.parent, path.name) as (f, tmp):
         yield f
-        seal(f)
+        if durable:
+            seal(f)
+        else:
+            f.flush()
         os.replace(tmp, path)
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def open_body(body) -> Iterator[BinaryIO]:
+    """A readable stream for any accepted put body: bytes wrapped, a Path opened (and closed
+    afterwards; unreadable → StoreError), a stream as it is."""
+    from .base import StoreError
+
+    if isinstance(body, bytes | bytearray | memoryview):
+        yield io.BytesIO(body)
+    elif isinstance(body, Path):
+        try:
+            f = open(body, "rb")  # noqa: SIM115 - closed by the with below
+        except OSError as exc:
+            raise StoreError(f"cannot read {body}: {exc.strerror}") from None
+        with f:
+            yield f
+    elif hasattr(body, "read"):
+        yield body
+    else:
+        raise TypeError(f"cannot store a {type(body).__name__}: pass bytes, a stream or a Path")

@@ -7,9 +7,11 @@ Layout under `root`:
     .store/locks/NN.lock               striped per-key commit locks (flock, across processes)
     .store/notifications.jsonl         S3-format records of every create/delete
 
-A put streams into a temp file (hashing MD5 on the way), fsyncs it, then — under the key's lock —
-renames it into place, appends the notification and writes the metadata. Concurrent writers to
-one key therefore each commit a whole object; the last rename wins and its metadata matches it.
+A put streams into a temp file (a file source is copied by the kernel) while other threads
+compute its S3 etag from the bytes written (storage.etag), fsyncs it, then — under the key's
+lock — renames it into place, appends the notification and writes the metadata. Concurrent
+writers to one key therefore each commit a whole object; the last rename wins and its metadata
+matches it.
 The notification is appended before the metadata: a crash in between leaves a file without
 metadata, which the folder watcher adopts and announces again (at-least-once, never lost).
 """
@@ -21,7 +23,6 @@ import binascii
 import contextlib
 import errno
 import fcntl
-import hashlib
 import io
 import json
 import mimetypes
@@ -46,7 +47,8 @@ from .base import (
     Progress,
     StoreError,
 )
-from .files import copy_stream, fsync_dir, seal, staged
+from .etag import FileEtag, etag_of_file
+from .files import copy_stream, fsync_dir, kernel_copy, open_body, seal, staged
 from .notifications import CREATED_PUT, REMOVED_DELETE, NotificationLog, make_record
 
 STATE_DIR = ".store"
@@ -172,11 +174,24 @@ class LocalStore(ObjectStore):
         self._bucket_dir(bucket)
         user_meta = keys.check_metadata(metadata)
         content_type = content_type or guess_type(key)
-        md5 = hashlib.md5(usedforsecurity=False)
-        with staged(self.tmp, "put") as (f, tmp), _source(body) as src:
-            copy_stream(src, f, progress, md5)
-            st = seal(f)
-            meta = {"etag": md5.hexdigest(), "contentType": content_type, "metadata": user_meta}
+        with staged(self.tmp, "put") as (f, tmp), open_body(body) as src:
+            etag = FileEtag(f.fileno(), _remaining(src))
+
+            def written(total: int) -> None:
+                f.flush()
+                etag.advance(total)
+                if progress is not None:
+                    progress(total)
+
+            try:
+                size = kernel_copy(src, f, written)
+                if size is None:
+                    size = copy_stream(src, f, written)
+                st = seal(f)  # the fsync overlaps the tail of the hashing
+                digest = etag.finish(size)
+            finally:
+                etag.abort()
+            meta = {"etag": digest, "contentType": content_type, "metadata": user_meta}
             with self.lock(bucket, key):
                 self._commit(tmp, bucket, key)
                 record = make_record(
@@ -287,7 +302,7 @@ class LocalStore(ObjectStore):
         if meta is None:  # copied in by another program and not adopted yet: hash it now
             with self.open(bucket, key) as f:
                 st = os.fstat(f.fileno())
-                meta = {"etag": file_md5(f)}
+                meta = {"etag": etag_of_file(f)}
         return self._info(bucket, key, st, meta)
 
     def _stat(self, bucket: str, key: str) -> os.stat_result:
@@ -368,54 +383,22 @@ class LocalStore(ObjectStore):
     def _read_into(self, bucket: str, key: str, dst: BinaryIO, progress: Progress | None) -> None:
         """Download fast path: the kernel copies file to file (no bytes through Python)."""
         with self.open(bucket, key) as src:
-            _kernel_copy(src, dst, progress)
+            if kernel_copy(src, dst, progress) is None:
+                copy_stream(src, dst, progress)
 
 
 def _is_file(st: os.stat_result) -> bool:
     return stat.S_ISREG(st.st_mode)
 
 
-def file_md5(f: BinaryIO) -> str:
-    """MD5 hex of a stream, read in chunks (S3's single-part etag)."""
-    md5 = hashlib.md5(usedforsecurity=False)
-    copy_stream(f, _NullSink(), hasher=md5)
-    return md5.hexdigest()
-
-
-class _NullSink:
-    def write(self, data: bytes | memoryview) -> int:
-        return len(data)
-
-
-def _kernel_copy(src: BinaryIO, dst: BinaryIO, progress: Progress | None) -> None:
-    dst.flush()
-    total = 0
-    out = dst.fileno()
-    while True:
-        n = os.copy_file_range(src.fileno(), out, 8 << 20)
-        if not n:
-            return
-        total += n
-        if progress is not None:
-            progress(total)
-
-
-@contextlib.contextmanager
-def _source(body: Body) -> Iterator[BinaryIO]:
-    """A readable stream for any accepted body (a Path is opened and closed here)."""
-    if isinstance(body, bytes | bytearray | memoryview):
-        yield io.BytesIO(body)
-    elif isinstance(body, Path):
-        try:
-            f = open(body, "rb")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise StoreError(f"cannot read {body}: {exc.strerror}") from None
-        with f:
-            yield f
-    elif hasattr(body, "read"):
-        yield body
-    else:
-        raise TypeError(f"cannot store a {type(body).__name__}: pass bytes, a stream or a Path")
+def _remaining(src: BinaryIO) -> int | None:
+    """Bytes left in a seekable source (picks the hashing plan); None when unknown."""
+    try:
+        if isinstance(src, io.BytesIO):
+            return len(src.getbuffer()) - src.tell()
+        return os.fstat(src.fileno()).st_size - src.tell()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return None
 
 
 def _encode_token(key: str) -> str:

@@ -32,10 +32,10 @@ from .base import (
     Progress,
     StoreError,
 )
+from .etag import MULTIPART_THRESHOLD, PART_SIZE
+from .files import open_body
 from .local import guess_type
 
-MULTIPART_THRESHOLD = 64 << 20  # objects above this move as multipart uploads/downloads
-PART_SIZE = 16 << 20
 _MISSING_OBJECT = {"NoSuchKey", "404", "NotFound"}
 _MISSING_BUCKET = {"NoSuchBucket"}
 
@@ -76,10 +76,9 @@ class S3Store(ObjectStore):
                 max_pool_connections=16,
             ),
         )
+        # boto3's defaults, shared with the local store's etags (see storage.etag).
         self.transfer = transfer or TransferConfig(
-            multipart_threshold=MULTIPART_THRESHOLD,
-            multipart_chunksize=PART_SIZE,
-            max_concurrency=4,
+            multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=PART_SIZE
         )
 
     def __repr__(self) -> str:
@@ -107,6 +106,8 @@ class S3Store(ObjectStore):
             raise StoreError(f"cannot reach the S3 endpoint {self._at}") from None
         except BotoCoreError as exc:
             raise StoreError(f"S3 request for {where} failed: {exc}") from None
+        except OSError as exc:  # reading the local side of an upload (or writing a download)
+            raise StoreError(f"transfer of {where} failed: {exc.strerror or exc}") from None
 
     @property
     def _at(self) -> str:
@@ -135,18 +136,19 @@ class S3Store(ObjectStore):
             "ContentType": content_type or guess_type(key),
             "Metadata": keys.check_metadata(metadata),
         }
+        size = _size_of(body)
         with self._errors(bucket, key):
-            if isinstance(body, bytes | bytearray | memoryview) and len(body) < (
-                self.transfer.multipart_threshold
-            ):
-                # One request; the response's ETag saves a HEAD.
-                reply = self.client.put_object(Bucket=bucket, Key=key, Body=bytes(body), **extra)
+            if size is not None and size < self.transfer.multipart_threshold:
+                # One request, whose reply carries the ETag: no HEAD needed.
+                with open_body(body) as stream:
+                    payload = body if isinstance(body, bytes) else stream  # bytes: sent as is
+                    reply = self.client.put_object(Bucket=bucket, Key=key, Body=payload, **extra)
                 if progress is not None:
-                    progress(len(body))
+                    progress(size)
                 return ObjectInfo(
                     bucket,
                     key,
-                    len(body),
+                    size,
                     reply["ETag"].strip('"'),
                     extra["ContentType"],
                     extra["Metadata"],
@@ -154,23 +156,19 @@ class S3Store(ObjectStore):
                 )
             callback = _Counter(progress) if progress is not None else None
             if isinstance(body, Path):
-                try:
-                    f = open(body, "rb")  # noqa: SIM115 - closed by the with below
-                except OSError as exc:
-                    raise StoreError(f"cannot read {body}: {exc.strerror}") from None
-            elif isinstance(body, bytes | bytearray | memoryview):
-                f = io.BytesIO(body)
-            else:
-                f = contextlib.nullcontext(body)
-            with f as stream:
-                self.client.upload_fileobj(
-                    stream,
-                    bucket,
-                    key,
-                    ExtraArgs=extra,
-                    Config=self.transfer,
-                    Callback=callback,
+                self.client.upload_file(
+                    str(body), bucket, key, ExtraArgs=extra, Config=self.transfer, Callback=callback
                 )
+            else:
+                with open_body(body) as stream:
+                    self.client.upload_fileobj(
+                        stream,
+                        bucket,
+                        key,
+                        ExtraArgs=extra,
+                        Config=self.transfer,
+                        Callback=callback,
+                    )
         return self.head(bucket, key)
 
     def open(self, bucket: str, key: str) -> BinaryIO:
@@ -178,6 +176,11 @@ class S3Store(ObjectStore):
         with self._errors(bucket, key):
             body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
         return io.BufferedReader(_BodyReader(body, self, bucket, key), buffer_size=1 << 20)
+
+    def get(self, bucket: str, key: str) -> bytes:
+        keys.check(bucket, key)
+        with self._errors(bucket, key):
+            return self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
 
     def head(self, bucket: str, key: str) -> ObjectInfo:
         keys.check(bucket, key)
@@ -255,6 +258,17 @@ class S3Store(ObjectStore):
                 Config=self.transfer,
                 Callback=_Counter(progress) if progress is not None else None,
             )
+
+
+def _size_of(body: Body) -> int | None:
+    if isinstance(body, bytes | bytearray | memoryview):
+        return len(body)
+    if isinstance(body, Path):
+        try:
+            return body.stat().st_size
+        except OSError as exc:
+            raise StoreError(f"cannot read {body}: {exc.strerror}") from None
+    return None
 
 
 class _Counter:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from . import keys
 from .base import InvalidKey
-from .local import LocalStore, file_md5, guess_type
+from .etag import etag_of_file
+from .local import LocalStore, guess_type
 from .notifications import CREATED_PUT, REMOVED_DELETE, make_record
 
 log = logging.getLogger(__name__)
@@ -29,15 +30,19 @@ Signature = tuple[int, int, int]  # size, mtime_ns, inode
 
 
 class FolderWatcher:
-    """Periodic scanner of a LocalStore's bucket folders (all buckets when `buckets` is None)."""
+    """Periodic scanner of a LocalStore's bucket folders (every bucket when `buckets` is None
+    or empty, as in a spec source without a bucket list)."""
 
     def __init__(
         self, store: LocalStore, buckets: Iterable[str] | None = None, interval: float = 1.0
     ):
         self.store = store
-        self.buckets = None if buckets is None else [keys.check_bucket(b) for b in buckets]
+        self.buckets = [keys.check_bucket(b) for b in buckets or ()] or None
         self.interval = interval
         self._seen: dict[tuple[str, str], Signature] = {}
+        # Files known to be adopted, at the signature they had then: a large bucket costs one
+        # stat per file and scan, not a metadata read.
+        self._adopted: dict[tuple[str, str], Signature] = {}
         self._warned: set[tuple[str, str]] = set()
 
     def run(self, stop: threading.Event) -> None:
@@ -53,6 +58,7 @@ class FolderWatcher:
         """One pass: adopt files that were stable since the previous pass; returns the records."""
         records: list[dict] = []
         seen: dict[tuple[str, str], Signature] = {}
+        adopted: dict[tuple[str, str], Signature] = {}
         ready: list[tuple[str, str, Signature]] = []
         for bucket in self.buckets if self.buckets is not None else self.store.list_buckets():
             base = self.store.root / bucket
@@ -65,14 +71,17 @@ class FolderWatcher:
                     st = os.stat(base / key, follow_symlinks=False)
                 except OSError:
                     continue
-                if self.store.read_meta(bucket, key, st) is not None:
-                    continue
                 sig = (st.st_size, st.st_mtime_ns, st.st_ino)
+                if self._adopted.get((bucket, key)) == sig or (
+                    self.store.read_meta(bucket, key, st) is not None
+                ):
+                    adopted[(bucket, key)] = sig
+                    continue
                 if self._seen.get((bucket, key)) == sig:
                     ready.append((bucket, key, sig))
                 seen[(bucket, key)] = sig
             records += self._forget_removed(bucket)
-        self._seen = seen
+        self._seen, self._adopted = seen, adopted
         if ready:
             busy = open_files({self.store.data_path(b, k) for b, k, _ in ready})
             for bucket, key, sig in ready:
@@ -99,7 +108,7 @@ class FolderWatcher:
         path = self.store.data_path(bucket, key)
         try:
             with open(path, "rb") as f:
-                etag = file_md5(f)
+                etag = etag_of_file(f)
                 st = os.fstat(f.fileno())
         except OSError:
             return None

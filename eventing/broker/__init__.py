@@ -7,6 +7,7 @@ handle.stop()
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..process import DaemonError, ProcessHandle, spawn
@@ -38,10 +39,17 @@ def launch(
     env: dict[str, str] | None = None,
     extra_args: list[str] | None = None,
     timeout: float = 30,
+    tie_to_parent: bool = True,
 ) -> BrokerHandle:
-    """Start `python -m eventing.broker` and return once it accepts events."""
+    """Start `python -m eventing.broker` and return once it accepts events.
+
+    With `tie_to_parent` the broker stops by itself when this process is gone (even after a
+    `kill -9` of it), so it never lingers holding the data directory.
+    """
     data = Path(data_dir).resolve()
     args = ["--data", str(data), "--host", host, "--port", str(port)]
+    if tie_to_parent:
+        args += ["--parent", str(os.getpid())]
     if spec_path is not None:
         args += ["--spec", str(Path(spec_path).resolve())]
     state = broker_dir(data)

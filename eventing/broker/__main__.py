@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..process import read_address, write_json_atomic
+from ..process import read_address, stop_when_gone, write_json_atomic
 from .core import Broker, broker_dir
 from .server import DEFAULT_MAX_BODY, make_app
 
@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True, help="instance directory")
     parser.add_argument("--spec", help="pipeline spec (default: the shipped knflow.yaml)")
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument(
+        "--parent", type=int, metavar="PID", help="stop when this process (the launcher) is gone"
+    )
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument(
         "--max-body", type=int, default=DEFAULT_MAX_BODY, help="largest request body in bytes"
@@ -64,11 +67,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Error: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 1
     broker = Broker(pipeline, Path(args.data).resolve(), max_in_flight=args.max_in_flight)
-    asyncio.run(_serve(broker, sock, args.max_body, state / "address.json"))
+    asyncio.run(_serve(broker, sock, args.max_body, state / "address.json", args.parent))
     return 0
 
 
-async def _serve(broker: Broker, sock: socket.socket, max_body: int, address: Path) -> None:
+async def _serve(
+    broker: Broker, sock: socket.socket, max_body: int, address: Path, parent: int | None
+) -> None:
     await broker.start()
     runner = web.AppRunner(make_app(broker, max_body), access_log=None, handle_signals=False)
     await runner.setup()
@@ -76,6 +81,7 @@ async def _serve(broker: Broker, sock: socket.socket, max_body: int, address: Pa
     host, port = sock.getsockname()[:2]
     base = f"http://{host}:{port}"
     broker.url = f"{base}/{broker.namespace}/{broker.name}"
+    broker.resolver.base_url = base  # a subscriber `uri: /path` is relative to the broker
     write_json_atomic(
         address,
         {
@@ -91,8 +97,12 @@ async def _serve(broker: Broker, sock: socket.socket, max_body: int, address: Pa
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    watcher = asyncio.create_task(stop_when_gone(parent, stop)) if parent else None
     await stop.wait()
+    if watcher is not None:
+        watcher.cancel()
     log.info("stopping: flushing the journal")
+    broker.feed.close()  # end `events tail -f` streams, or cleanup would wait for them
     await runner.cleanup()
     await broker.stop()
     if (read_address(address) or {}).get("pid") == os.getpid():

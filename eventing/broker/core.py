@@ -14,6 +14,7 @@ the unacknowledged (event, Trigger) pairs are delivered again, with the same eve
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
@@ -22,12 +23,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from ..delivery import Item, Resolver, RetryPolicy, TriggerDispatcher
 from ..feed import Feed
-from ..filters import Predicate, UnsupportedFilter, attributes_of, compile_trigger
+from ..filters import (
+    Predicate,
+    UnsupportedFilter,
+    attributes_of,
+    compile_trigger,
+    possible_types,
+)
 from ..http import InvalidEvent
+from ..httpclient import HTTPClient
 from ..journal import Journal
 
 log = logging.getLogger("knflow.broker")
@@ -74,21 +80,19 @@ class Broker:
         self.resolver = Resolver(self.dir / "subscribers.json")
         self.max_in_flight = max_in_flight
         self.triggers: dict[str, TriggerState] = {}
+        self._by_type: dict[str, list[TriggerState]] = {}  # Triggers that pin the event type
+        self._any_type: list[TriggerState] = []  # the others
         self.pending: dict[int, set[str]] = {}
         self.counts = {"accepted": 0, "rejected": 0, "dropped": 0, "recovered": 0}
         self.started_at = time.time()
         self.url = ""
         self._seq = 1
-        self._session: aiohttp.ClientSession | None = None
+        self._client = HTTPClient()
         self.feed = Feed()
 
     # --- life cycle -----------------------------------------------------------------------------
     async def start(self) -> None:
         """Open the journal, build the Triggers and re-deliver what was not acknowledged."""
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-            auto_decompress=False,
-        )
         for trigger in self.pipeline.triggers:
             if trigger.broker != self.name:
                 continue
@@ -105,14 +109,22 @@ class Broker:
                 trigger.name,
                 trigger.subscriber,
                 policy,
-                session=self._session,
+                client=self._client,
                 resolver=self.resolver,
                 done=self._acknowledge,
                 reply=self._reply,
                 note=self.feed.note,
                 max_in_flight=self.max_in_flight,
             )
-            self.triggers[trigger.name] = TriggerState(trigger, predicate, problem, dispatcher)
+            state = TriggerState(trigger, predicate, problem, dispatcher)
+            self.triggers[trigger.name] = state
+            if predicate is None:
+                continue
+            types = possible_types(trigger.filter_attributes, trigger.filters)
+            if types is None:
+                self._any_type.append(state)
+            for event_type in types or ():
+                self._by_type.setdefault(event_type, []).append(state)
         self._recover()
 
     def _recover(self) -> None:
@@ -121,7 +133,12 @@ class Broker:
         redelivered = 0
         for seq, doc in recovered.events.items():
             acked = recovered.acks.get(seq, set())
-            todo = [t for t in self._matching(doc) if t.name not in acked]
+            routed = recovered.routes.get(seq)
+            if routed is None:  # a record that did not say: route it as if it arrived now
+                candidates = self._matching(doc)
+            else:  # the Triggers it matched on arrival that still exist
+                candidates = [self.triggers[n] for n in routed if n in self.triggers]
+            todo = [t for t in candidates if t.name not in acked and t.predicate is not None]
             if not todo:
                 self.journal.done(seq)
                 continue
@@ -137,8 +154,7 @@ class Broker:
     async def stop(self) -> None:
         for state in self.triggers.values():
             state.dispatcher.cancel()
-        if self._session is not None:
-            await self._session.close()
+        await self._client.close()
         await self.journal.close()
 
     # --- the durable path -----------------------------------------------------------------------
@@ -149,7 +165,7 @@ class Broker:
         Raises InvalidEvent for a malformed `knativebrokerttl` (before anything is written).
         """
         ttls = [_ttl(doc) for doc in docs]
-        arrival = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        arrival = _arrival_time()
         durable = []
         for doc, ttl in zip(docs, ttls, strict=True):
             if ttl <= 0:
@@ -160,20 +176,25 @@ class Broker:
             doc[ARRIVAL_ATTRIBUTE] = arrival
             seq = self._seq
             self._seq += 1
-            durable.append(self.journal.append_event(seq, doc))
+            matched = self._matching(doc)
+            durable.append(self.journal.append_event(seq, doc, [s.name for s in matched]))
             self.counts["accepted"] += 1
             self.feed.note("accepted", doc)
-            self._route(seq, doc)
-        if durable:
+            self._route(seq, doc, matched)
+        if len(durable) == 1:
+            await durable[0]
+        elif durable:
             await asyncio.gather(*durable)
         return len(durable)
 
     def _matching(self, doc: dict[str, Any]) -> list[TriggerState]:
         attrs = attributes_of(doc)
-        return [s for s in self.triggers.values() if s.predicate is not None and s.predicate(attrs)]
+        candidates = self._by_type.get(attrs.get("type", ""), [])
+        if self._any_type:
+            candidates = candidates + self._any_type
+        return [s for s in candidates if s.predicate(attrs)]
 
-    def _route(self, seq: int, doc: dict[str, Any]) -> None:
-        matched = self._matching(doc)
+    def _route(self, seq: int, doc: dict[str, Any], matched: list[TriggerState]) -> None:
         if not matched:
             self.journal.done(seq)
             return
@@ -181,8 +202,18 @@ class Broker:
         for state in matched:
             state.dispatcher.submit(Item(seq, doc))
 
-    async def _acknowledge(self, seq: int, trigger: str, outcome: str) -> None:
-        await self.journal.append_ack(seq, trigger, outcome)
+    def _acknowledge(self, seq: int, trigger: str, outcome: str) -> None:
+        """Journal "done at this Trigger"; forget the event once every Trigger is done."""
+        future = self.journal.append_ack(seq, trigger, outcome)
+        future.add_done_callback(functools.partial(self._settled, seq, trigger))
+
+    def _settled(self, seq: int, trigger: str, future: asyncio.Future) -> None:
+        if future.exception() is not None:
+            # Not on disk: the event stays pending here and is delivered again after a restart.
+            log.error(
+                "could not journal the ack of event %d at %s: %s", seq, trigger, future.exception()
+            )
+            return
         waiting = self.pending.get(seq)
         if waiting is None:
             return
@@ -286,6 +317,18 @@ def _ttl(doc: dict[str, Any]) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise InvalidEvent(f"{TTL_ATTRIBUTE} must be an integer, got {value!r}") from None
+
+
+_second: list = [0, ""]  # the last whole second formatted, reused within that second
+
+
+def _arrival_time() -> str:
+    """RFC 3339 UTC with microseconds, e.g. 2026-11-21T07:08:24.582065Z (cheap: per event)."""
+    now = time.time()
+    whole = int(now)
+    if whole != _second[0]:
+        _second[0], _second[1] = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    return f"{_second[1]}.{int((now - whole) * 1e6):06d}Z"
 
 
 def _timestamp(t: float) -> str:

@@ -92,6 +92,8 @@ def make_app(broker: Broker, max_body: int = DEFAULT_MAX_BODY) -> web.Applicatio
                 except TimeoutError:
                     await resp.write(b": keep-alive\n\n")
                     continue
+                if entry is None:  # the broker is stopping
+                    break
                 if matches(entry, wanted):
                     await resp.write(_sse(entry))
         except (ConnectionResetError, asyncio.CancelledError):

@@ -7,6 +7,7 @@ handle.stop()
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..process import DaemonError, ProcessHandle, spawn
@@ -46,10 +47,14 @@ def launch(
     watch_folders: bool = True,
     env: dict[str, str] | None = None,
     timeout: float = 30,
+    tie_to_parent: bool = True,
 ) -> SourcesHandle:
-    """Start `python -m eventing.sources` and return once its webhook receiver listens."""
+    """Start `python -m eventing.sources` and return once its webhook receiver listens
+    (stopping by itself when this process is gone, with `tie_to_parent`)."""
     data = Path(data_dir).resolve()
     args = ["--data", str(data), "--broker", broker_url, "--host", host, "--port", str(port)]
+    if tie_to_parent:
+        args += ["--parent", str(os.getpid())]
     if spec_path is not None:
         args += ["--spec", str(Path(spec_path).resolve())]
     if not watch_folders:

@@ -10,6 +10,7 @@ import socket
 import sys
 from pathlib import Path
 
+from ..process import stop_when_gone
 from .runner import Sources
 
 
@@ -19,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec", help="pipeline spec (default: the shipped knflow.yaml)")
     parser.add_argument("--broker", required=True, help="broker ingress URL")
     parser.add_argument("--host", default="127.0.0.1", help="webhook receiver address")
+    parser.add_argument(
+        "--parent", type=int, metavar="PID", help="stop when this process (the launcher) is gone"
+    )
     parser.add_argument("--port", type=int, default=0, help="webhook receiver port (0: free)")
     parser.add_argument("--no-watch", action="store_true", help="do not scan bucket folders")
     args = parser.parse_args(argv)
@@ -54,7 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         await sources.start(sock)
         for name, url in sources.urls.items():
             print(f"Source '{name}' receives MinIO notifications at {url}", flush=True)
+        watcher = asyncio.create_task(stop_when_gone(args.parent, stop)) if args.parent else None
         await stop.wait()
+        if watcher is not None:
+            watcher.cancel()
         await sources.stop()
 
     asyncio.run(serve())

@@ -38,10 +38,11 @@ class ExportResult:
 
 
 def torchscript_bytes(model: nn.Module, example: torch.Tensor) -> bytes:
-    with torch.inference_mode():
-        traced = torch.jit.trace(model.eval(), example, check_trace=False)
     buffer = io.BytesIO()
-    torch.jit.save(traced, buffer)
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore", FutureWarning)  # deprecated upstream, still Triton's
+        traced = torch.jit.trace(model.eval(), example, check_trace=False)
+        torch.jit.save(traced, buffer)
     return buffer.getvalue()
 
 

@@ -7,6 +7,7 @@ never reach this module (see builders.validation).
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 from typing import Protocol
 
@@ -55,7 +56,9 @@ class TorchScriptBackend:
         if threads:
             torch.set_num_threads(threads)
         stream = io.BytesIO(source) if isinstance(source, bytes) else str(source)
-        self.module = torch.jit.load(stream, map_location="cpu").eval()
+        with warnings.catch_warnings():  # TorchScript is deprecated upstream, still Triton's format
+            warnings.simplefilter("ignore", FutureWarning)
+            self.module = torch.jit.load(stream, map_location="cpu").eval()
         self.input_shape = None
 
     def infer(self, batch: np.ndarray) -> np.ndarray:

@@ -116,9 +116,10 @@ def load_model(
     meta_path = version_dir / "model.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     present = [fmt for fmt, file in FORMATS.items() if (version_dir / file).is_file()]
-    chosen = runtime or meta.get("primary") or (present[0] if present else None)
-    if chosen not in present:
-        raise ModelError(f"{name} v{versions[0]} has no {chosen or 'model'} file (has: {present})")
+    # `runtime` is a preference: a repository with only the other format still serves.
+    chosen = next((f for f in (runtime, meta.get("primary"), *present) if f in present), None)
+    if chosen is None:
+        raise ModelError(f"{name} v{versions[0]} has no model.onnx or model.pt")
     started = time.monotonic()
     try:
         backend = open_backend(chosen, version_dir / FORMATS[chosen], threads)

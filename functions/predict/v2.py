@@ -113,7 +113,9 @@ def image_to_array(raw: bytes, size: tuple[int, int] = (28, 28)) -> np.ndarray:
     try:
         image = Image.open(io.BytesIO(raw))
         image.load()
-    except (UnidentifiedImageError, OSError) as exc:
+    except UnidentifiedImageError:
+        raise ProtocolError("not a readable image (expected PNG, JPEG, BMP, …)") from None
+    except OSError as exc:
         raise ProtocolError(f"not a readable image: {exc}") from None
     gray = image.convert("L").resize(size[::-1], Image.Resampling.BILINEAR)
     array = np.asarray(gray, dtype=np.float32) / 255.0

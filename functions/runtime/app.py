@@ -105,7 +105,7 @@ def create_app(function: Function, cfg: FunctionConfig, start_in_background: boo
     @app.errorhandler(BadInput)
     def _bad_input(exc: BadInput) -> Response:
         log.info("bad input: %s", exc)
-        return _text(f"bad input: {exc}", 422)
+        return _text(str(exc), 422)
 
     @app.errorhandler(Exception)
     def _failure(exc: Exception) -> Response:

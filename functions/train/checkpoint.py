@@ -63,20 +63,36 @@ def model_prefix(name: str, version: int) -> str:
     return f"models/{name}/{version}/"
 
 
-def allocate_version(store, name: str, request_id: str) -> int:
-    """The version for this request: the one it already got (re-delivery), else max + 1."""
-    versions = []
+def find_runs(store, name: str) -> dict[int, dict[str, Any]]:
+    """Complete versions of `name` (those with metrics.json) and their metrics."""
+    runs: dict[int, dict[str, Any]] = {}
+    if ARTIFACTS not in store.list_buckets():
+        return runs
     for info in store.iter_objects(ARTIFACTS, f"models/{name}/"):
         parts = info.key.split("/")
         if len(parts) == 4 and parts[2].isdigit() and parts[3] == METRICS:
-            version = int(parts[2])
-            versions.append(version)
             try:
-                if json.loads(store.get(ARTIFACTS, info.key)).get("request_id") == request_id:
-                    return version
+                runs[int(parts[2])] = json.loads(store.get(ARTIFACTS, info.key))
             except ValueError:
-                continue
-    return max(versions, default=0) + 1
+                runs[int(parts[2])] = {}
+    return runs
+
+
+def previous_run(store, name: str, request_id: str) -> dict[str, Any] | None:
+    """The stored run of this request (a re-delivery), so it is answered without retraining."""
+    for version, metrics in sorted(find_runs(store, name).items()):
+        if metrics.get("request_id") == request_id:
+            return location(store, name, version, metrics)
+    return None
+
+
+def allocate_version(store, name: str, request_id: str) -> int:
+    """The version for this request: the one it already got (re-delivery), else max + 1."""
+    runs = find_runs(store, name)
+    for version, metrics in runs.items():
+        if metrics.get("request_id") == request_id:
+            return version
+    return max(runs, default=0) + 1
 
 
 def save_run(
@@ -89,10 +105,10 @@ def save_run(
 ) -> dict[str, Any]:
     """Store checkpoint, recipe and metrics; return where they are (for the reply event)."""
     name = metrics["name"]
+    store.create_bucket(ARTIFACTS)
     version = version or allocate_version(store, name, request_id)
     prefix = model_prefix(name, version)
     recipe = metrics["recipe"]
-    store.create_bucket(ARTIFACTS)
     store.put(ARTIFACTS, prefix + CHECKPOINT, checkpoint_bytes(model, recipe))
     store.put(
         ARTIFACTS,
@@ -110,6 +126,12 @@ def save_run(
     )
     if log:
         log(f"saved {name} v{version} to {store.uri(ARTIFACTS, prefix + CHECKPOINT)}")
+    return location(store, name, version, metrics)
+
+
+def location(store, name: str, version: int, metrics: dict[str, Any]) -> dict[str, Any]:
+    """Where a run's checkpoint lives and its headline metrics (the model.trained data)."""
+    prefix = model_prefix(name, version)
     return {
         "name": name,
         "version": version,
@@ -117,6 +139,6 @@ def save_run(
         "key": prefix + CHECKPOINT,
         "uri": store.uri(ARTIFACTS, prefix + CHECKPOINT),
         "metrics_key": prefix + METRICS,
-        "accuracy": metrics["accuracy"],
-        "dataset": metrics["dataset"],
+        "accuracy": metrics.get("accuracy"),
+        "dataset": metrics.get("dataset"),
     }

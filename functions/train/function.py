@@ -14,7 +14,7 @@ from eventing.events import derive_id, new_event
 from eventing.http import InvalidEvent, data_json
 from functions.contract import BadInput
 
-from .checkpoint import save_run
+from .checkpoint import ARTIFACTS, previous_run, save_run
 from .data import Dataset, digits_dataset, mnist_dataset
 from .trainer import TrainParams, train_model
 from .trial import run_trial
@@ -56,10 +56,20 @@ class TrainFunction:
             params = TrainParams.from_mapping({**request, **hyper}, self.defaults)
         except ValueError as exc:
             raise BadInput(f"bad training request: {exc}") from None
-        dataset = self._dataset(request.get("data"))
         request_id = derive_id(event.get_id(), "train")
-        model, metrics = train_model(params, dataset=dataset)
-        saved = save_run(self.cfg.store, model, metrics, request_id, log=log.info)
+        saved = previous_run(self.cfg.store, params.name, request_id)
+        if saved is not None:  # a re-delivery: answer with the stored run
+            log.info(
+                "request %s already trained as %s v%d",
+                event.get_id(),
+                params.name,
+                saved["version"],
+            )
+            metrics = json.loads(self.cfg.store.get(ARTIFACTS, saved["metrics_key"]))
+        else:
+            dataset = self._dataset(request.get("data"))
+            model, metrics = train_model(params, dataset=dataset)
+            saved = save_run(self.cfg.store, model, metrics, request_id, log=log.info)
         if kind == types.TRIAL_REQUESTED:
             reply = {k: v for k, v in request.items() if k not in ("params", "data")}
             reply.update(checkpoint=saved, metrics=_public(metrics), accuracy=metrics["accuracy"])
@@ -88,7 +98,6 @@ class TrainFunction:
             raise BadInput(f"training spec {key} is not valid JSON/YAML: {exc}") from None
         if not isinstance(doc, dict):
             raise BadInput(f"training spec {key} must be a mapping of parameters")
-        doc.setdefault("data", {}) if isinstance(doc.get("data"), dict) else None
         if isinstance(doc.get("data"), dict):
             doc["data"].setdefault("bucket", bucket)
         log.info("training spec %s/%s: %s", bucket, key, json.dumps(doc, default=str))

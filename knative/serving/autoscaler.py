@@ -6,7 +6,8 @@ panic estimate reaches `panic-threshold-percentage` (200 %) of the ready replica
 panics: it scales on the panic window and never scales down until a whole stable window has
 passed without reaching the threshold. Each step is bounded by `max-scale-up-rate` x
 ready and ready / `max-scale-down-rate`; `scale-down-delay` holds the highest recommendation of
-that long; the result is clamped to `min-scale`/`max-scale`. A revision goes to zero only after a
+that long; the result is clamped to `min-scale`/`max-scale` (and, above zero, to at least
+`activation-scale`). A revision goes to zero only after a
 stable window without requests plus `scale-to-zero-pod-retention-period`.
 This follows knative.dev/serving pkg/autoscaler/scaling/autoscaler.go, with `tick`-long buckets.
 """
@@ -38,6 +39,7 @@ class ScalingSpec:
     initial_scale: int = 1
     retention: float = 0.0
     scale_down_delay: float = 0.0
+    activation_scale: int = 1  # replicas to start when scaling from zero
 
     @property
     def target_value(self) -> float:
@@ -46,28 +48,43 @@ class ScalingSpec:
 
     @classmethod
     def of(cls, svc: Service) -> ScalingSpec:
-        """Knative's rules: target defaults to containerConcurrency (else 100), capped by it."""
+        """Knative's rules: target defaults to containerConcurrency (else 100), capped by it.
+        ValueError naming the annotation when a value is not a number or duration."""
+
+        def num(key: str, kind: type = float):
+            value = (
+                svc.autoscaling(key)
+                if key != "activation-scale"
+                else svc.annotations.get(AUTOSCALING_PREFIX + key, "1")
+            )
+            try:
+                return kind(value) if kind is not _seconds else _seconds(value)
+            except ValueError:
+                what = {float: "a number", int: "a whole number"}.get(kind, "a duration (60s)")
+                raise ValueError(f"{AUTOSCALING_PREFIX}{key}: {value!r} is not {what}") from None
+
         cc = svc.container_concurrency
-        if AUTOSCALING_PREFIX + "target" in svc.annotations:
-            target = float(svc.autoscaling("target"))
+        if AUTOSCALING_PREFIX + "target" in svc.annotations or cc <= 0:
+            target = num("target")
         else:
-            target = float(cc) if cc > 0 else float(svc.autoscaling("target"))
+            target = float(cc)
         if cc > 0:
             target = min(target, float(cc))
-        window = _seconds(svc.autoscaling("window"))
+        window = num("window", _seconds)
         return cls(
             target=target,
-            utilization=float(svc.autoscaling("target-utilization-percentage")) / 100.0,
+            utilization=num("target-utilization-percentage") / 100.0,
             stable_window=window,
-            panic_window=window * float(svc.autoscaling("panic-window-percentage")) / 100.0,
-            panic_threshold=float(svc.autoscaling("panic-threshold-percentage")) / 100.0,
-            max_scale_up_rate=float(svc.autoscaling("max-scale-up-rate")),
-            max_scale_down_rate=float(svc.autoscaling("max-scale-down-rate")),
-            min_scale=int(svc.autoscaling("min-scale")),
-            max_scale=int(svc.autoscaling("max-scale")),
-            initial_scale=int(svc.autoscaling("initial-scale")),
-            retention=_seconds(svc.autoscaling("scale-to-zero-pod-retention-period")),
-            scale_down_delay=_seconds(svc.autoscaling("scale-down-delay")),
+            panic_window=window * num("panic-window-percentage") / 100.0,
+            panic_threshold=num("panic-threshold-percentage") / 100.0,
+            max_scale_up_rate=num("max-scale-up-rate"),
+            max_scale_down_rate=num("max-scale-down-rate"),
+            min_scale=num("min-scale", int),
+            max_scale=num("max-scale", int),
+            initial_scale=num("initial-scale", int),
+            retention=num("scale-to-zero-pod-retention-period", _seconds),
+            scale_down_delay=num("scale-down-delay", _seconds),
+            activation_scale=num("activation-scale", int),
         )
 
 
@@ -98,6 +115,8 @@ class KPA:
 
     def average(self, now: float, window: float) -> float | None:
         values = [v for t, v in self.samples if t > now - window]
+        if not values and self.samples:  # a window shorter than a tick: the latest sample
+            values = [self.samples[-1][1]]
         return sum(values) / len(values) if values else None
 
     def decide(self, now: float, ready: int) -> Decision | None:
@@ -140,6 +159,8 @@ class KPA:
         if not routed:
             return 0
         desired = max(desired, spec.min_scale)
+        if desired > 0:
+            desired = max(desired, spec.activation_scale)
         if spec.max_scale > 0:
             desired = min(desired, spec.max_scale)
         if desired == 0 and current > 0 and idle_for < spec.stable_window + spec.retention:

@@ -181,7 +181,7 @@ def scaling_problems(template: Template, service: str) -> list[str]:
     try:
         spec = ScalingSpec.of(svc)
     except ValueError as exc:
-        return [f"autoscaling annotation: {exc}"]
+        return [str(exc)]
     problems = []
     if svc.autoscaling("class") != "kpa.autoscaling.knative.dev":
         problems.append("only the KPA autoscaling class (kpa.autoscaling.knative.dev) runs here")
@@ -193,10 +193,12 @@ def scaling_problems(template: Template, service: str) -> list[str]:
         problems.append("target-utilization-percentage must be in (0, 100]")
     if not 6 <= spec.stable_window <= 3600:
         problems.append("autoscaling.knative.dev/window must be between 6s and 1h")
-    if spec.panic_window < 1:
-        problems.append("the panic window (window x panic-window-percentage) must be ≥ 1s")
-    if spec.min_scale < 0 or spec.max_scale < 0 or spec.initial_scale < 0:
+    if not 1 <= spec.panic_window / spec.stable_window * 100 <= 100:
+        problems.append("panic-window-percentage must be between 1 and 100")
+    if min(spec.min_scale, spec.max_scale, spec.initial_scale) < 0:
         problems.append("min-scale, max-scale and initial-scale must not be negative")
+    if spec.activation_scale < 1:
+        problems.append("activation-scale must be at least 1")
     if spec.max_scale and spec.min_scale > spec.max_scale:
         problems.append(f"min-scale {spec.min_scale} is greater than max-scale {spec.max_scale}")
     if spec.max_scale_up_rate <= 1 or spec.max_scale_down_rate <= 1:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import time
@@ -30,6 +31,7 @@ log = logging.getLogger("knflow.serving")
 STARTING, READY, UNREADY, DRAINING, STOPPED = "starting", "ready", "unready", "draining", "stopped"
 STARTUP_POLL = 0.005  # readiness polling while a replica boots (cold start is on the clock)
 PROBE_PERIOD = 0.5  # readiness polling once it is up
+LIVENESS_FAILURES = 3  # consecutive failed liveness probes before a restart
 PROGRESS_DEADLINE = 120.0  # a replica not ready by then fails the revision
 STOP_GRACE = 10.0  # SIGTERM → SIGKILL
 
@@ -99,6 +101,11 @@ class ReplicaSet:
         return [r for r in self.replicas if r.state in (STARTING, READY, UNREADY)]
 
     @property
+    def waiting(self) -> int:
+        """Requests held because no replica has room (the activator's buffer)."""
+        return len(self._waiters)
+
+    @property
     def ready(self) -> list[Replica]:
         return [r for r in self.replicas if r.state == READY]
 
@@ -108,11 +115,14 @@ class ReplicaSet:
         self.desired = desired
         self._wake.set()
 
-    async def acquire(self, timeout: float) -> Replica:
-        """A ready replica with room for one more request; waits (buffers) while there is none."""
+    async def acquire(self, timeout: float, avoid: Replica | None = None) -> Replica:
+        """A ready replica with room for one more request; waits (buffers) while there is none.
+        `avoid` (one that just failed this request) is taken only when no other has room."""
         deadline = time.monotonic() + timeout
         while True:
-            replica = self._pick()
+            if self._closed:
+                raise RevisionFailed("the platform is shutting down")
+            replica = self._pick(avoid)
             if replica is not None:
                 replica.in_flight += 1
                 return replica
@@ -140,25 +150,30 @@ class ReplicaSet:
         if replica.state == READY and (replica.proc is None or replica.proc.returncode is not None):
             replica.state = UNREADY
 
-    async def close(self) -> None:
-        """Drain and stop every replica."""
+    async def close(self, drain: float | None = None) -> None:
+        """Drain (up to `drain` s, default timeoutSeconds) and stop every replica."""
         self._closed = True
         self.desired = 0
         self._loop_task.cancel()
-        await asyncio.gather(*(self._drain(r) for r in list(self.replicas)), return_exceptions=True)
+        self._notify()  # held requests get a clear 503 instead of waiting for a replica
+        await asyncio.gather(
+            *(self._drain(r, drain) for r in list(self.replicas)), return_exceptions=True
+        )
         for task in list(self._tasks):
             task.cancel()
         self._notify()
 
     # ---- internals ------------------------------------------------------------------------
-    def _pick(self) -> Replica | None:
-        best = None
+    def _pick(self, avoid: Replica | None = None) -> Replica | None:
+        best = fallback = None
         for r in self.replicas:
             if r.state != READY or (self.concurrency and r.in_flight >= self.concurrency):
                 continue
-            if best is None or r.in_flight < best.in_flight:
+            if r is avoid:
+                fallback = r
+            elif best is None or r.in_flight < best.in_flight:
                 best = r
-        return best
+        return best or fallback
 
     def _notify(self) -> None:
         while self._waiters:
@@ -206,15 +221,23 @@ class ReplicaSet:
     async def _run(self, replica: Replica) -> None:
         """Start one replica, wait for readiness, probe it, and handle its exit."""
         env = dict(self.env, PORT=str(replica.port), HOST="127.0.0.1")
-        with open(replica.log_path, "ab") as out:
-            replica.proc = await asyncio.create_subprocess_exec(
-                *gunicorn_command(env),
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C reaches the platform, which drains first
-            )
+        try:
+            with open(replica.log_path, "ab") as out:
+                replica.proc = await asyncio.create_subprocess_exec(
+                    *gunicorn_command(env),
+                    env=env,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=asyncio.subprocess.STDOUT,
+                    start_new_session=True,  # Ctrl-C reaches the platform, which drains first
+                )
+        except OSError as exc:
+            replica.state = STOPPED
+            self.replicas.remove(replica)
+            self._fail(replica, f"could not start a replica: {exc}")
+            self._notify()
+            self.on_change(self)
+            return
         log.info(
             "%s: replica %d started (pid %d, port %d)",
             self.revision,
@@ -225,6 +248,7 @@ class ReplicaSet:
         prober = asyncio.get_running_loop().create_task(self._probe(replica))
         code = await replica.proc.wait()
         prober.cancel()
+        _kill_group(replica.proc.pid)  # a worker left behind by a master that died
         replica.exit_code = code
         unexpected = replica.state not in (DRAINING, STOPPED)
         was_ready = replica.ready_at is not None
@@ -279,7 +303,8 @@ class ReplicaSet:
                 await self._terminate(replica)
                 return
             else:
-                await asyncio.sleep(STARTUP_POLL if status is None else 0.05)
+                await asyncio.sleep(STARTUP_POLL)
+        dead = 0
         while replica.state in (READY, UNREADY):
             await asyncio.sleep(PROBE_PERIOD)
             status, _ = await _get(self.http, url, timeout)
@@ -291,28 +316,51 @@ class ReplicaSet:
                 replica.state = new
                 self._notify()
                 self.on_change(self)
+            live, why = await _get(self.http, replica.url + "/health/liveness", timeout)
+            dead = dead + 1 if live == 503 else 0
+            if dead >= LIVENESS_FAILURES:  # as the kubelet does: restart a replica that is stuck
+                log.warning(
+                    "%s: replica %d failed liveness (%s); restarting",
+                    self.revision,
+                    replica.id,
+                    why.strip(),
+                )
+                self.restarts += 1
+                replica.state = DRAINING
+                self._notify()
+                self._wake.set()  # a replacement starts while this one is stopped
+                await self._terminate(replica, grace=1.0)
+                return
 
-    async def _drain(self, replica: Replica) -> None:
+    async def _drain(self, replica: Replica, limit: float | None = None) -> None:
         if replica.state in (DRAINING, STOPPED):
             return
         replica.state = DRAINING
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + (self.timeout if limit is None else limit)
         while replica.in_flight > 0 and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
-        await self._terminate(replica)
+        grace = STOP_GRACE if limit is None else max(1.0, min(STOP_GRACE, limit))
+        await self._terminate(replica, grace)
 
-    async def _terminate(self, replica: Replica) -> None:
+    async def _terminate(self, replica: Replica, grace: float = STOP_GRACE) -> None:
+        """SIGTERM to gunicorn (graceful), then SIGKILL to the replica's whole process group:
+        a worker busy with a long request must not outlive its master."""
         proc = replica.proc
-        if proc is None or proc.returncode is not None:
+        if proc is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(asyncio.shield(proc.wait()), STOP_GRACE)
-        except TimeoutError:
+        if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+                proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
+        _kill_group(proc.pid)
+        await proc.wait()
+
+
+def _kill_group(pgid: int) -> None:
+    """The replica runs in its own session (start_new_session), so its pid is its group id."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 async def _get(http: aiohttp.ClientSession, url: str, timeout) -> tuple[int | None, str]:

@@ -15,13 +15,13 @@ import contextlib
 import logging
 from typing import Protocol
 
-import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
 from .meter import Meter
 from .replicas import Replica, ReplicaSet, RevisionFailed
 from .traffic import TAG_HEADER
+from .upstream import Upstream, UpstreamError
 
 log = logging.getLogger("knflow.serving")
 
@@ -42,6 +42,7 @@ HOP_BY_HOP = frozenset(
 )
 REVISION_HEADER = "Knflow-Revision"  # which revision answered (handy for curl and tests)
 ATTEMPTS = 2
+MAX_BODY = 512 * 1024 * 1024  # bodies are buffered (for the retry); tensors and audio fit
 
 
 class Routable(Protocol):
@@ -62,12 +63,14 @@ class Routes(Protocol):
 
 
 class Router:
-    """Serves one service on 127.0.0.1:<port>."""
+    """Serves one service (or one of its tags) on 127.0.0.1:<port>."""
 
-    def __init__(self, routes: Routes, http: aiohttp.ClientSession) -> None:
+    def __init__(self, routes: Routes, upstream: Upstream, tag: str | None = None):
         self.routes = routes
-        self.http = http
+        self.upstream = upstream
+        self.tag = tag  # a tag's own URL routes every request to that tag's revision
         self.server: asyncio.base_events.Server | None = None
+        self.handler: web.Server | None = None
         self.port = 0
         self.in_flight = 0
         self._idle = asyncio.Event()
@@ -76,7 +79,15 @@ class Router:
     async def listen(self, port: int = 0) -> int:
         """Bind (re-using `port` when it is free) and return the port."""
         loop = asyncio.get_running_loop()
-        handler = web.Server(self.handle, access_log=None)
+
+        def request_factory(message, payload, protocol, writer, task) -> web.BaseRequest:
+            return web.BaseRequest(
+                message, payload, protocol, writer, task, loop, client_max_size=MAX_BODY
+            )
+
+        handler = self.handler = web.Server(
+            self.handle, request_factory=request_factory, access_log=None
+        )
         try:
             self.server = await loop.create_server(handler, "127.0.0.1", port, reuse_address=True)
         except OSError:
@@ -91,10 +102,18 @@ class Router:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), drain)
 
+    async def shutdown(self, grace: float = 5.0) -> None:
+        """After the replicas are gone: let the last answers (503/502) go out, then close every
+        connection, so no caller is left waiting on a socket nobody serves."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), grace)
+        if self.handler is not None:
+            await self.handler.shutdown(1.0)
+
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        revision = self.routes.route(request.headers.get(TAG_HEADER))
+        tag = self.tag or request.headers.get(TAG_HEADER)
+        revision = self.routes.route(tag)
         if revision is None:
-            tag = request.headers.get(TAG_HEADER)
             return _text(404, f"service {self.routes.name!r} has no traffic target tagged {tag!r}")
         body = await request.read()
         self.in_flight += 1
@@ -113,15 +132,13 @@ class Router:
     ) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + revision.timeout
-        headers = CIMultiDict(
-            (k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP
-        )
-        failure = ""
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
+        failure, failed = "", None
         for _attempt in range(ATTEMPTS):
             if not revision.replicas.ready:
                 revision.activate()
             try:
-                replica = await revision.replicas.acquire(deadline - loop.time())
+                replica = await revision.replicas.acquire(deadline - loop.time(), failed)
             except RevisionFailed as exc:
                 return _text(503, f"revision {revision.name} is not ready: {exc}")
             except TimeoutError:
@@ -131,28 +148,21 @@ class Router:
                     f"{revision.timeout:.0f}s{f' ({failure})' if failure else ''}",
                 )
             try:
-                async with self.http.request(
-                    request.method,
-                    replica.url + request.path_qs,
-                    headers=headers,
-                    data=body,
-                    allow_redirects=False,
-                    timeout=aiohttp.ClientTimeout(total=max(deadline - loop.time(), 0.001)),
-                ) as resp:
-                    payload = await resp.read()
-                    out = CIMultiDict(
-                        (k, v) for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP
+                async with asyncio.timeout(max(deadline - loop.time(), 0.001)):
+                    resp = await self.upstream.request(
+                        replica.port, request.method, request.path_qs, headers, body
                     )
-                    out[REVISION_HEADER] = revision.name
-                    return web.Response(status=resp.status, headers=out, body=payload)
+                out = CIMultiDict((k, v) for k, v in resp.headers if k.lower() not in HOP_BY_HOP)
+                out[REVISION_HEADER] = revision.name
+                return web.Response(status=resp.status, headers=out, body=resp.body)
             except TimeoutError:
                 return _text(
                     504,
                     f"revision {revision.name} did not answer within "
                     f"{revision.timeout:.0f}s (timeoutSeconds)",
                 )
-            except (aiohttp.ClientError, OSError) as exc:
-                failure = await _describe(replica, revision.name, exc)
+            except (UpstreamError, OSError) as exc:
+                failure, failed = await _describe(replica, revision.name, exc), replica
                 log.warning("%s; %s", failure, "retrying" if _attempt + 1 < ATTEMPTS else "502")
             finally:
                 revision.replicas.release(replica)
@@ -165,7 +175,7 @@ async def _describe(replica: Replica, revision: str, exc: Exception) -> str:
     if replica.proc is not None:
         with contextlib.suppress(TimeoutError):
             code = await asyncio.wait_for(asyncio.shield(replica.proc.wait()), 0.5)
-    what = f"exited with code {code}" if code is not None else type(exc).__name__
+    what = f"exited with code {code}" if code is not None else str(exc)
     return f"replica {replica.id} of revision {revision} failed during the request ({what})"
 
 

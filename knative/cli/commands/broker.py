@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from eventing.client import NoBroker, find_broker
-
 from ..common import CliError, command, data_dir, emit, group
 
 
@@ -17,6 +15,8 @@ def register(groups: argparse._SubParsersAction) -> None:
 
 def connect(args: argparse.Namespace):
     """The instance's broker client, or a one-line CliError when none runs."""
+    from eventing.client import NoBroker, find_broker  # requests: only when talking to it
+
     try:
         return find_broker(data_dir(args))
     except NoBroker as exc:
@@ -24,6 +24,8 @@ def connect(args: argparse.Namespace):
 
 
 def fetch(args: argparse.Namespace, path: str, **params: Any) -> Any:
+    from eventing.client import NoBroker
+
     try:
         return connect(args).get(path, **params)
     except NoBroker as exc:

@@ -8,8 +8,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from eventing.client import NoBroker, find_broker
-
 from ..common import CliError, command, data_dir, emit, group, table
 
 BUCKET = "dead-letters"
@@ -97,6 +95,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_replay(args: argparse.Namespace) -> int:
+    from eventing.client import NoBroker, find_broker
+
     store = open_dead_letters(args)
     entries = {doc.get("id", key): (key, doc) for key, doc in load_entries(store)}
     missing = [i for i in args.ids if i not in entries]

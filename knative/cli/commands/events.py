@@ -7,8 +7,6 @@ import json
 import time
 from typing import Any
 
-from eventing.client import NoBroker
-
 from ..common import CliError, command, group
 from .broker import connect, fetch
 
@@ -49,6 +47,8 @@ def run_tail(args: argparse.Namespace) -> int:
         for k in ("type", "source", "subject", "trigger", "kind")
         if getattr(args, k)
     }
+    from eventing.client import NoBroker
+
     as_json = args.output == "json"
     if not args.follow:
         for entry in fetch(args, "/.knflow/events", limit=args.lines, **filters):

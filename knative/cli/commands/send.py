@@ -7,10 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from eventing.client import NoBroker, find_broker
-from eventing.events import new_event
-from eventing.http import to_json
-
 from ..common import CliError, data_dir, emit
 
 
@@ -65,6 +61,10 @@ def parse_extensions(items: list[str]) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from eventing.client import NoBroker, find_broker
+    from eventing.events import new_event
+    from eventing.http import to_json
+
     data = parse_data(args.event_data)
     try:
         event = new_event(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 from ..common import CliError, command, emit, group, table
-from ..control import Control, age, condition_summary
+from ..control import SERVING, Control, age, condition_summary
 
 AUTOSCALING = "autoscaling.knative.dev/"
 
@@ -174,11 +175,15 @@ def run_update(args: argparse.Namespace) -> int:
             2,
         )
     before = current["status"].get("latestCreatedRevisionName")
-    print(f"Updating Service '{args.name}' in namespace '{current['metadata']['namespace']}':")
     updated = control.patch_service(args.name, patch)
+    progress = sys.stderr if args.output else sys.stdout  # keep -o json|yaml parseable
+    print(
+        f"Updating Service '{args.name}' in namespace '{current['metadata']['namespace']}':",
+        file=progress,
+    )
     latest = updated["status"]["latestCreatedRevisionName"]
     if latest != before and not args.no_wait:
-        updated = _wait_ready(control, args.name, latest, args.wait_timeout)
+        updated = _wait_ready(control, args.name, latest, args.wait_timeout, progress)
     if emit(updated, args.output):
         return 0
     url = updated["status"]["url"]
@@ -195,22 +200,30 @@ def run_update(args: argparse.Namespace) -> int:
     return 0
 
 
-def _wait_ready(control: Control, name: str, revision: str, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
+def _wait_ready(
+    control: Control, name: str, revision: str, timeout: float, progress: TextIO
+) -> dict[str, Any]:
+    """Wait for the new revision as kn does, printing its progress."""
+    t0 = time.monotonic()
+    print(
+        f"\n  {0.0:6.3f}s The Configuration is still working to reflect the latest desired "
+        "specification.",
+        file=progress,
+        flush=True,
+    )
     while True:
         svc = control.service(name)
-        for rev in control.revisions(name)["items"]:
-            if rev["metadata"]["name"] != revision:
-                continue
-            ready = next(c for c in rev["status"]["conditions"] if c["type"] == "Ready")
-            if ready["status"] == "True":
-                return svc
-            if ready["status"] == "False":
-                raise CliError(
-                    f"revision '{revision}' failed to become ready: "
-                    f"{ready.get('message', ready.get('reason', ''))}"
-                )
-        if time.monotonic() > deadline:
+        rev = control.call("GET", SERVING + f"/revisions/{revision}")
+        ready = next(c for c in rev["status"]["conditions"] if c["type"] == "Ready")
+        if ready["status"] == "True":
+            print(f"  {time.monotonic() - t0:6.3f}s Ready to serve.", file=progress, flush=True)
+            return svc
+        if ready["status"] == "False":
+            raise CliError(
+                f"revision '{revision}' failed to become ready: "
+                f"{ready.get('message', ready.get('reason', ''))}"
+            )
+        if time.monotonic() - t0 > timeout:
             raise CliError(
                 f"revision '{revision}' not ready after {timeout:.0f}s "
                 "(use --wait-timeout, or check `knflow revision list`)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 from ..common import command, emit, group, table
@@ -71,7 +72,7 @@ def run_describe(args: argparse.Namespace) -> int:
     print(f"Namespace:    {t['metadata']['namespace']}")
     print(f"Broker:       {spec['broker']}")
     if spec.get("filters"):
-        print(f"Filters:      {spec['filters']}")
+        print(f"Filters:      {json.dumps(spec['filters'])}")
     elif (spec.get("filter") or {}).get("attributes"):
         print("Filter:")
         for key, value in spec["filter"]["attributes"].items():

@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         platform.start()
     except ServingError as exc:
         raise CliError(str(exc)) from None
+    except RuntimeError as exc:  # a broker or sources process that did not come up
+        raise CliError(f"could not start: {exc}") from None
     _print_urls(platform)
     page = _start_page(data, args.ui_port)
     print("\nknflow is up. Press Ctrl-C to stop.", flush=True)
