@@ -70,12 +70,6 @@ class TrainFunction:
             dataset = self._dataset(request.get("data"))
             model, metrics = train_model(params, dataset=dataset)
             saved = save_run(self.cfg.store, model, metrics, request_id, log=log.info)
-        if kind == types.TRIAL_REQUESTED:
-            reply = {k: v for k, v in request.items() if k not in ("params", "data")}
-            reply.update(checkpoint=saved, metrics=_public(metrics), accuracy=metrics["accuracy"])
-            return new_event(
-                types.TRIAL_COMPLETED, SOURCE, reply, subject=saved["key"], id=request_id
-            )
         saved["metrics"] = _public(metrics)
         return new_event(types.MODEL_TRAINED, SOURCE, saved, subject=saved["key"], id=request_id)
 
