@@ -264,3 +264,23 @@ def test_killed_tuner_resumes_without_losing_finished_trials(studies, tmp_path):
     assert all(after[n] == v for n, v in before.items())  # nothing finished was lost
     assert view["status"] == "completed" and view["counts"]["complete"] == 12
     assert json.dumps(view)  # the view is plain JSON for the CLI and page
+
+
+OPEN_STORAGE = (
+    "import sys; from functions.tune import Studies, storage_url; Studies(storage_url(sys.argv[1]))"
+)
+
+
+def test_processes_opening_a_new_study_database_at_once_all_succeed(tmp_path):
+    """The tune replica and the CLI/page may create the schema at the same moment."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_STORAGE, str(tmp_path)],
+            env=knflow_env(),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors

@@ -7,6 +7,7 @@ request with these functions: all of them then agree on how to sample and when t
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import math
 from pathlib import Path
@@ -29,9 +30,20 @@ def storage_url(data_dir: Path | str) -> str:
 
 @functools.cache
 def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """One RDB storage per URL per process; sqlite waits on locks instead of failing at once."""
-    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    """One RDB storage per URL per process; sqlite waits on locks instead of failing at once.
+
+    Optuna creates the schema on first use; two processes doing that at once on a new sqlite
+    file (the tune replica and the CLI or page) collide, so creation holds a file lock."""
+    if not url.startswith("sqlite:///"):
+        return optuna.storages.RDBStorage(url)
+    path = Path(url.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def grid_size(request: TuningRequest) -> int:
