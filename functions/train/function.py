@@ -17,6 +17,7 @@ from functions.contract import BadInput
 from .checkpoint import ARTIFACTS, previous_run, save_run
 from .data import Dataset, digits_dataset, mnist_dataset
 from .trainer import TrainParams, train_model
+from .trial import run_trial
 
 log = logging.getLogger("knflow.train")
 
@@ -38,7 +39,9 @@ class TrainFunction:
         kind = event.get_type()
         if kind == types.OBJECT_CREATED:
             request = self._spec_from_object(event)
-        elif kind in (types.TRAINING_REQUESTED, types.TRIAL_REQUESTED):
+        elif kind == types.TRIAL_REQUESTED:  # tuning trials: see trial.py
+            return run_trial(_event_data(event), event.get_id(), self.cfg, self.defaults)
+        elif kind == types.TRAINING_REQUESTED:
             try:
                 request = data_json(event)
             except InvalidEvent as exc:
@@ -67,12 +70,6 @@ class TrainFunction:
             dataset = self._dataset(request.get("data"))
             model, metrics = train_model(params, dataset=dataset)
             saved = save_run(self.cfg.store, model, metrics, request_id, log=log.info)
-        if kind == types.TRIAL_REQUESTED:
-            reply = {k: v for k, v in request.items() if k not in ("params", "data")}
-            reply.update(checkpoint=saved, metrics=_public(metrics), accuracy=metrics["accuracy"])
-            return new_event(
-                types.TRIAL_COMPLETED, SOURCE, reply, subject=saved["key"], id=request_id
-            )
         saved["metrics"] = _public(metrics)
         return new_event(types.MODEL_TRAINED, SOURCE, saved, subject=saved["key"], id=request_id)
 
@@ -147,3 +144,13 @@ def _unwrap(doc: dict[str, Any]) -> dict[str, Any]:
 
 def _public(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: metrics[k] for k in ("accuracy", "loss", "epochs", "dataset", "seconds", "history")}
+
+
+def _event_data(event) -> dict[str, Any]:
+    try:
+        data = data_json(event)
+    except InvalidEvent as exc:
+        raise BadInput(str(exc)) from None
+    if not isinstance(data, dict):
+        raise BadInput(f"{event.get_type()} data must be a JSON object")
+    return data

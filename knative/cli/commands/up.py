@@ -18,6 +18,9 @@ def register(groups: argparse._SubParsersAction) -> None:
     up.add_argument(
         "--tick", type=float, default=1.0, metavar="SECONDS", help="autoscaler period (default 1)"
     )
+    up.add_argument(
+        "--ui-port", type=int, default=8080, metavar="PORT", help="web page port (-1: no page)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,9 +57,12 @@ def run(args: argparse.Namespace) -> int:
     except RuntimeError as exc:  # a broker or sources process that did not come up
         raise CliError(f"could not start: {exc}") from None
     _print_urls(platform)
+    page = _start_page(data, args.ui_port)
     print("\nknflow is up. Press Ctrl-C to stop.", flush=True)
     while not stop.wait(0.5):
         pass
+    if page is not None:
+        page.stop()
     print("\nStopping: draining in-flight requests ...", flush=True)
     platform.stop()
     print("Stopped.", flush=True)
@@ -79,6 +85,21 @@ def _print_urls(platform) -> None:
         print(f"Source '{name}': {url}")
     print(f"Object store: {platform.store_url}")
     print(f"Control API: {platform.control_url}", flush=True)
+
+
+def _start_page(data, port: int):
+    """The web page (knative.ui) next to the instance; a busy port is a warning, not a failure."""
+    if port < 0:
+        return None
+    from ...ui.server import UIServer
+
+    try:
+        page = UIServer(Instance.load(data), data, port).start()
+    except (OSError, NotRunning) as exc:
+        print(f"Web page: not started ({exc})", flush=True)
+        return None
+    print(f"Web page: {page.url}", flush=True)
+    return page
 
 
 def _log_to(path) -> None:
