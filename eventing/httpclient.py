@@ -34,6 +34,17 @@ def _target(url: str) -> tuple[str, int, str, bytes]:
     return parts.hostname, port, path, host_header
 
 
+def _closed_while_idle(exc: BaseException) -> bool:
+    """What a pooled connection the server already closed looks like: nothing came back.
+
+    Depending on timing that is EOF before any byte, or a reset/broken pipe on the write.
+    Re-sending is safe under at-least-once delivery.
+    """
+    if isinstance(exc, asyncio.IncompleteReadError):
+        return not exc.partial
+    return isinstance(exc, ConnectionResetError | BrokenPipeError)
+
+
 class Response:
     __slots__ = ("body", "headers", "status")
 
@@ -66,7 +77,7 @@ class HTTPClient:
                     response, keep = await self._exchange(conn, request)
                 except (OSError, ValueError, asyncio.IncompleteReadError) as exc:
                     conn[1].close()
-                    if reused and isinstance(exc, asyncio.IncompleteReadError) and not exc.partial:
+                    if reused and _closed_while_idle(exc):
                         continue  # the server had closed the idle connection: use a new one
                     raise HTTPError(f"{type(exc).__name__}: {exc}") from None
                 except BaseException:
