@@ -15,6 +15,8 @@ from collections import defaultdict
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+from .http1 import ProtocolError, read_response
+
 MAX_HEADER_BYTES = 64 << 10
 MAX_BODY_BYTES = 64 << 20
 
@@ -112,52 +114,19 @@ class HTTPClient:
         reader, writer = conn
         writer.write(request)
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
+            raw = await read_response(reader, max_body=MAX_BODY_BYTES)
         except asyncio.LimitOverrunError:
             raise HTTPError("response headers too large") from None
-        lines = head.decode("latin-1").split("\r\n")
-        status_line = lines[0].split(" ", 2)
-        if len(status_line) < 2 or not status_line[0].startswith("HTTP/"):
-            raise HTTPError(f"not an HTTP response: {lines[0][:80]!r}")
-        status = int(status_line[1])
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            if line:
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
-        keep = status_line[0] == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
-        if status in (204, 304) or 100 <= status < 200:
-            return Response(status, headers, b""), keep
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            return Response(status, headers, await _chunked(reader)), keep
-        if "content-length" in headers:
-            length = int(headers["content-length"])
-            if length > MAX_BODY_BYTES:
-                raise HTTPError(f"response body too large ({length} bytes)")
-            return Response(status, headers, await reader.readexactly(length)), keep
-        return Response(status, headers, await reader.read(MAX_BODY_BYTES)), False
+        except ProtocolError as exc:
+            raise HTTPError(str(exc)) from None
+        headers = {name.lower(): value for name, value in raw.headers}
+        return Response(raw.status, headers, raw.body), raw.keep_alive
 
     async def close(self) -> None:
         for idle in self._idle.values():
             for _, writer in idle:
                 writer.close()
         self._idle.clear()
-
-
-async def _chunked(reader: asyncio.StreamReader) -> bytes:
-    parts, total = [], 0
-    while True:
-        size_line = await reader.readuntil(b"\r\n")
-        size = int(size_line.split(b";")[0].strip() or b"0", 16)
-        if size == 0:
-            while (await reader.readuntil(b"\r\n")) != b"\r\n":
-                pass  # trailers
-            return b"".join(parts)
-        total += size
-        if total > MAX_BODY_BYTES:
-            raise HTTPError("response body too large")
-        parts.append(await reader.readexactly(size))
-        await reader.readexactly(2)
 
 
 def _clean(value: str) -> str:

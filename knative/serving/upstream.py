@@ -14,6 +14,8 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 
+from eventing.http1 import ProtocolError, read_response
+
 IDLE_LIMIT = 60.0  # close pooled connections idle longer (gunicorn keeps them 300 s)
 MAX_HEAD = 65536
 
@@ -93,65 +95,22 @@ class Upstream:
         head += [f"{k}: {v}\r\n" for k, v in headers]
         head.append(f"Content-Length: {len(body)}\r\n\r\n")
         conn.writer.write("".join(head).encode("latin-1") + body)
-        reader = conn.reader
         try:
             if len(body) > MAX_HEAD:
                 await conn.writer.drain()
-            raw = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.IncompleteReadError:
-            raise UpstreamError("the replica closed the connection without answering") from None
+            raw = await read_response(conn.reader, method=method)
+        except asyncio.IncompleteReadError as exc:
+            where = "mid-body" if exc.partial else "without answering"
+            raise UpstreamError(f"the replica closed the connection {where}") from None
         except (ConnectionResetError, BrokenPipeError) as exc:
             raise UpstreamError(f"the connection to the replica broke ({exc})") from None
         except asyncio.LimitOverrunError:
             raise UpstreamError("the replica sent response headers over 64 KiB") from None
-        lines = raw.decode("latin-1").split("\r\n")
-        try:
-            version, code, *_ = lines[0].split(" ", 2)
-            status = int(code)
-        except ValueError:
-            raise UpstreamError(f"the replica sent a bad status line {lines[0]!r}") from None
-        out: list[tuple[str, str]] = []
-        length, chunked, close = None, False, version == "HTTP/1.0"
-        for line in lines[1:]:
-            if not line:
-                continue
-            name, _, value = line.partition(":")
-            value = value.strip()
-            lower = name.lower()
-            if lower == "content-length":
-                length = int(value)
-            elif lower == "transfer-encoding":
-                chunked = "chunked" in value.lower()
-            elif lower == "connection":
-                close = close or value.lower() == "close"
-            out.append((name, value))
-        try:
-            if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
-                payload = b""
-            elif chunked:
-                payload = await _read_chunked(reader)
-            elif length is not None:
-                payload = await reader.readexactly(length)
-            else:
-                payload, close = await reader.read(), True
-        except (asyncio.IncompleteReadError, ConnectionResetError) as exc:
-            raise UpstreamError(f"the replica closed the connection mid-body ({exc})") from None
-        if close:
-            conn.close()
-        else:
+        except ProtocolError as exc:
+            raise UpstreamError(f"the replica broke HTTP: {exc}") from None
+        if raw.keep_alive:
             conn.used = time.monotonic()
             self._idle[port].append(conn)
-        return Response(status, out, payload)
-
-
-async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
-    parts = []
-    while True:
-        size_line = await reader.readuntil(b"\r\n")
-        size = int(size_line.split(b";", 1)[0].strip(), 16)
-        if size == 0:
-            while await reader.readuntil(b"\r\n") != b"\r\n":
-                pass  # trailers: not used by the runtime, skipped
-            return b"".join(parts)
-        parts.append(await reader.readexactly(size))
-        await reader.readexactly(2)
+        else:
+            conn.close()
+        return Response(raw.status, raw.headers, raw.body)
