@@ -6,6 +6,7 @@ waits for that file (with *its* child's pid, so a stale file from a killed run n
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import logging
@@ -95,6 +96,33 @@ def spawn(
     proc.kill()
     proc.wait()
     raise DaemonError(f"{module} did not start within {timeout:g}s: {_tail(log_path)}")
+
+
+def daemon_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+    """The arguments every knflow daemon takes: its instance, its spec, and its launcher."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--data", required=True, help="instance directory")
+    parser.add_argument("--spec", help="pipeline spec (default: the shipped knflow.yaml)")
+    parser.add_argument(
+        "--parent", type=int, metavar="PID", help="stop when this process (the launcher) is gone"
+    )
+    return parser
+
+
+def daemon_start(name: str, spec: str | None):  # -> knative.spec.Pipeline | None
+    """Configure logging and load the spec; None (after saying why on stderr) when it is invalid.
+
+    Daemons are runtime entry points, so they may read the spec from `knative`; the import stays
+    here, out of the eventing library proper.
+    """
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name} %(levelname)s %(message)s")
+    from knative.spec import SpecError, load_spec
+
+    try:
+        return load_spec(spec)
+    except SpecError as exc:
+        print(f"Error: invalid spec\n{exc}", file=sys.stderr)
+        return None
 
 
 async def stop_when_gone(pid: int, stop: asyncio.Event, every: float = 1.0) -> None:

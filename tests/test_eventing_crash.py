@@ -203,4 +203,7 @@ def test_a_broker_does_not_outlive_its_launcher(tmp_path: Path):
 
     wait_for(gone, timeout=15, what="the orphaned broker to stop")
     again = launch(tmp_path / "data", spec)  # the data directory is free again
-    again.stop()
+    try:
+        assert again.pid != broker_pid
+    finally:
+        again.stop()

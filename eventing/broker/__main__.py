@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import fcntl
 import logging
@@ -14,7 +13,13 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..process import read_address, stop_when_gone, write_json_atomic
+from ..process import (
+    daemon_parser,
+    daemon_start,
+    read_address,
+    stop_when_gone,
+    write_json_atomic,
+)
 from .core import Broker, broker_dir
 from .server import DEFAULT_MAX_BODY, make_app
 
@@ -22,13 +27,8 @@ log = logging.getLogger("knflow.broker")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m eventing.broker", description=__doc__)
-    parser.add_argument("--data", required=True, help="instance directory")
-    parser.add_argument("--spec", help="pipeline spec (default: the shipped knflow.yaml)")
+    parser = daemon_parser("python -m eventing.broker", __doc__)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument(
-        "--parent", type=int, metavar="PID", help="stop when this process (the launcher) is gone"
-    )
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument(
         "--max-body", type=int, default=DEFAULT_MAX_BODY, help="largest request body in bytes"
@@ -37,14 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         "--max-in-flight", type=int, default=32, help="concurrent requests per Trigger"
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s broker %(levelname)s %(message)s")
-
-    from knative.spec import SpecError, load_spec  # the entry point may use the spec package
-
-    try:
-        pipeline = load_spec(args.spec)
-    except SpecError as exc:
-        print(f"Error: invalid spec\n{exc}", file=sys.stderr)
+    pipeline = daemon_start("broker", args.spec)
+    if pipeline is None:
         return 2
     state = broker_dir(Path(args.data).resolve())
     state.mkdir(parents=True, exist_ok=True)

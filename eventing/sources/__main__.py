@@ -2,38 +2,25 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import logging
 import signal
 import socket
 import sys
 from pathlib import Path
 
-from ..process import stop_when_gone
+from ..process import daemon_parser, daemon_start, stop_when_gone
 from .runner import Sources
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m eventing.sources", description=__doc__)
-    parser.add_argument("--data", required=True, help="instance directory")
-    parser.add_argument("--spec", help="pipeline spec (default: the shipped knflow.yaml)")
+    parser = daemon_parser("python -m eventing.sources", __doc__)
     parser.add_argument("--broker", required=True, help="broker ingress URL")
     parser.add_argument("--host", default="127.0.0.1", help="webhook receiver address")
-    parser.add_argument(
-        "--parent", type=int, metavar="PID", help="stop when this process (the launcher) is gone"
-    )
     parser.add_argument("--port", type=int, default=0, help="webhook receiver port (0: free)")
     parser.add_argument("--no-watch", action="store_true", help="do not scan bucket folders")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s sources %(levelname)s %(message)s")
-
-    from knative.spec import SpecError, load_spec
-
-    try:
-        pipeline = load_spec(args.spec)
-    except SpecError as exc:
-        print(f"Error: invalid spec\n{exc}", file=sys.stderr)
+    pipeline = daemon_start("sources", args.spec)
+    if pipeline is None:
         return 2
     try:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
